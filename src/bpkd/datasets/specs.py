@@ -1,0 +1,74 @@
+"""What the pipeline knows about each dataset: the mmseg dataset class that loads it,
+its folder layout after ``prepare``, its class count, and the paper's crop size and
+test mode (mmseg's own configs for that dataset)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    mmseg_type: str
+    num_classes: int
+    crop: tuple[int, int]  # paper crop (h, w)
+    train_prefix: dict
+    val_prefix: dict
+    scale: tuple[int, int]  # mmseg `scale` (w, h) for train resizing and whole-image test
+    reduce_zero_label: bool = False
+    ignore_index: int = 255
+    test_mode: str = "whole"  # or "slide"
+    slide_stride: tuple[int, int] | None = None
+    extra: dict = field(default_factory=dict)
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "synthetic": DatasetSpec(
+        name="synthetic",
+        mmseg_type="SyntheticStreetDataset",
+        num_classes=10,
+        crop=(64, 128),
+        train_prefix=dict(img_path="img_dir/train", seg_map_path="ann_dir/train"),
+        val_prefix=dict(img_path="img_dir/val", seg_map_path="ann_dir/val"),
+        scale=(256, 128),
+    ),
+    "cityscapes": DatasetSpec(
+        name="cityscapes",
+        mmseg_type="CityscapesDataset",
+        num_classes=19,
+        crop=(512, 1024),
+        train_prefix=dict(img_path="leftImg8bit/train", seg_map_path="gtFine/train"),
+        val_prefix=dict(img_path="leftImg8bit/val", seg_map_path="gtFine/val"),
+        scale=(2048, 1024),
+    ),
+    "ade20k": DatasetSpec(
+        name="ade20k",
+        mmseg_type="ADE20KDataset",
+        num_classes=150,
+        crop=(512, 512),
+        train_prefix=dict(img_path="images/training", seg_map_path="annotations/training"),
+        val_prefix=dict(img_path="images/validation", seg_map_path="annotations/validation"),
+        scale=(2048, 512),
+        reduce_zero_label=True,
+    ),
+    "pascal_context59": DatasetSpec(
+        name="pascal_context59",
+        mmseg_type="PascalContextDataset59",
+        num_classes=59,
+        crop=(480, 480),
+        train_prefix=dict(img_path="JPEGImages", seg_map_path="SegmentationClassContext"),
+        val_prefix=dict(img_path="JPEGImages", seg_map_path="SegmentationClassContext"),
+        scale=(520, 520),
+        reduce_zero_label=True,
+        test_mode="slide",
+        slide_stride=(320, 320),
+        extra=dict(train_ann_file="ImageSets/SegmentationContext/train.txt",
+                   val_ann_file="ImageSets/SegmentationContext/val.txt"),
+    ),
+}
+
+
+def get(name: str) -> DatasetSpec:
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(DATASETS)}")
+    return DATASETS[name]

@@ -1,0 +1,47 @@
+"""Evaluate one checkpoint on a prepared dataset's validation split with mmseg's
+test loop and ``IoUMetric``; write the summary metrics and the per-class plot data."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from ..atomic import write_json
+from ..datasets import specs
+from ..models.build import model_config
+from ..training.config import data_scale, val_parts
+from ..weights import load_into
+
+
+def evaluate(*, dataset: str, arch: str, checkpoint: str, data_root: str, image_hw=None,
+             crop=None) -> tuple[dict, dict]:
+    """Returns ``(summary, per_class)``: summary has mIoU, mAcc, aAcc in %."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    from ..datasets import mmseg_dataset  # noqa: F401  (registers the synthetic dataset)
+    from . import metric  # noqa: F401  (registers PerClassIoUMetric)
+
+    spec = specs.get(dataset)
+    scale = data_scale(spec, image_hw)
+    model = model_config(arch, spec.num_classes, crop or spec.crop, test_mode=spec.test_mode,
+                         slide_stride=spec.slide_stride, ignore_index=spec.ignore_index)
+    val = val_parts(spec, data_root, scale)
+    val["evaluator"]["type"] = "PerClassIoUMetric"
+    with tempfile.TemporaryDirectory(prefix="bpkd-eval-") as work_dir:
+        cfg = Config(dict(default_scope="mmseg", model=model.to_dict(), work_dir=work_dir,
+                          test_dataloader=val["dataloader"], test_evaluator=val["evaluator"],
+                          test_cfg=dict(type="TestLoop"), log_level="WARNING",
+                          default_hooks=dict(logger=dict(type="LoggerHook", interval=50)),
+                          env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend="gloo")),
+                          visualizer=dict(type="SegLocalVisualizer", name="visualizer")))
+        runner = Runner.from_cfg(cfg)
+        load_into(runner.model, checkpoint)
+        summary = runner.test()
+        per_class = runner.test_evaluator.metrics[0].per_class
+    return {k: round(float(summary[k]), 2) for k in ("mIoU", "mAcc", "aAcc")}, per_class
+
+
+def write_metrics(summary: dict, per_class: dict, metrics_out: str | Path, per_class_out: str | Path) -> None:
+    write_json(metrics_out, summary)
+    # A list of rows is what `dvc plots` draws as a bar chart (x: IoU, y: class).
+    write_json(per_class_out, [{"class": name, "IoU": v["IoU"], "Acc": v["Acc"]} for name, v in per_class.items()])

@@ -1,0 +1,1 @@
+"""The paper's architectures, built from mmseg's own config files."""

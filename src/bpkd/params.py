@@ -1,0 +1,183 @@
+"""Reading and validating ``params.yaml``.
+
+Every stage calls :func:`load` first, so a misspelt name or an impossible value
+fails in seconds, before any model is built, with a message naming the key, the
+value and what is allowed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PARAMS_FILE = "params.yaml"
+ROLES = ("teacher", "student")
+
+
+class ParamsError(ValueError):
+    """A value in params.yaml is missing or not allowed."""
+
+
+def _fail(key: str, value: Any, allowed: str) -> None:
+    raise ParamsError(f"params.yaml: {key} = {value!r} is invalid; expected {allowed}")
+
+
+def _get(tree: dict, dotted: str) -> Any:
+    node: Any = tree
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ParamsError(f"params.yaml: missing key {dotted!r}")
+        node = node[part]
+    return node
+
+
+def _int(tree: dict, key: str, minimum: int = 1) -> int:
+    v = _get(tree, key)
+    if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
+        _fail(key, v, f"an integer >= {minimum}")
+    return v
+
+
+def _num(tree: dict, key: str, positive: bool = False) -> float:
+    v = _get(tree, key)
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0 or (positive and v == 0):
+        _fail(key, v, "a number > 0" if positive else "a number >= 0")
+    return float(v)
+
+
+def _names(tree: dict, key: str, allowed: list[str]) -> list[str]:
+    v = _get(tree, key)
+    if not isinstance(v, list) or not v:
+        _fail(key, v, f"a non-empty list of names from {allowed}")
+    for name in v:
+        if name not in allowed:
+            _fail(key, name, f"one of {allowed}")
+    if len(set(v)) != len(v):
+        _fail(key, v, "a list without repeated names")
+    return v
+
+
+def _choice(tree: dict, key: str, allowed: list[str]) -> str:
+    v = _get(tree, key)
+    if v not in allowed:
+        _fail(key, v, f"one of {allowed}")
+    return v
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Schedule and data settings of one training run (teacher or student)."""
+
+    iters: int
+    val_interval: int
+    batch_size: int
+    crop: tuple[int, int] | None
+    lr: float
+    momentum: float
+    weight_decay: float
+    poly_power: float
+    min_lr: float
+    log_interval: int
+    checkpoint_interval: int
+    num_workers: int
+    seed: int
+    nproc: int
+
+    @property
+    def batch_per_process(self) -> int:
+        return self.batch_size // self.nproc
+
+
+@dataclass(frozen=True)
+class SyntheticSettings:
+    num_train: int
+    num_val: int
+    height: int
+    width: int
+    seed: int
+
+
+class Params:
+    """Validated view of params.yaml for the active profile."""
+
+    def __init__(self, tree: dict, source: str = PARAMS_FILE) -> None:
+        # Late imports keep `--help` of every stage instant.
+        from .datasets.specs import DATASETS
+        from .distill.losses import METHODS
+        from .models.pairs import PAIRS
+
+        self.tree = tree
+        self.source = source
+        self.profile = _choice(tree, "profile", sorted(_get(tree, "profiles")))
+        self.datasets = _names(tree, "datasets", sorted(DATASETS))
+        self.pairs = _names(tree, "pairs", sorted(PAIRS))
+        self.methods = _names(tree, "methods", list(METHODS))
+        self.models = _names(tree, "models", ["teacher", "baseline", *self.methods])
+        self.train = {role: self._train(role) for role in ROLES}
+
+    def _train(self, role: str) -> TrainSettings:
+        base = f"profiles.{self.profile}"
+        t, r = f"{base}.train", f"{base}.{role}"
+        crop = _get(self.tree, f"{t}.crop")
+        if crop is not None and not (
+            isinstance(crop, list) and len(crop) == 2 and all(isinstance(c, int) and c >= 8 for c in crop)
+        ):
+            _fail(f"{t}.crop", crop, "null (the dataset's default) or [height, width], integers >= 8")
+        nproc = _int(self.tree, f"{t}.nproc")
+        batch = _int(self.tree, f"{t}.batch_size")
+        if batch % nproc:
+            _fail(f"{t}.batch_size", batch, f"a multiple of {t}.nproc = {nproc} (the batch is split over processes)")
+        iters = _int(self.tree, f"{r}.iters")
+        return TrainSettings(
+            iters=iters,
+            val_interval=_int(self.tree, f"{r}.val_interval"),
+            batch_size=batch,
+            crop=tuple(crop) if crop else None,
+            lr=_num(self.tree, f"{t}.lr", positive=True),
+            momentum=_num(self.tree, f"{t}.momentum"),
+            weight_decay=_num(self.tree, f"{t}.weight_decay"),
+            poly_power=_num(self.tree, f"{t}.poly_power", positive=True),
+            min_lr=_num(self.tree, f"{t}.min_lr"),
+            log_interval=_int(self.tree, f"{t}.log_interval"),
+            checkpoint_interval=_int(self.tree, f"{t}.checkpoint_interval"),
+            num_workers=_int(self.tree, f"{t}.num_workers", minimum=0),
+            seed=_int(self.tree, f"{t}.seed", minimum=0),
+            nproc=nproc,
+        )
+
+    def synthetic(self) -> SyntheticSettings:
+        key = f"profiles.{self.profile}.synthetic"
+        return SyntheticSettings(
+            num_train=_int(self.tree, f"{key}.num_train"),
+            num_val=_int(self.tree, f"{key}.num_val"),
+            height=_int(self.tree, f"{key}.height", minimum=16),
+            width=_int(self.tree, f"{key}.width", minimum=16),
+            seed=_int(self.tree, "data.synthetic.seed", minimum=0),
+        )
+
+    def group(self, name: str) -> dict:
+        """A params group that must be a mapping (e.g. a method's knobs)."""
+        value = _get(self.tree, name)
+        if not isinstance(value, dict):
+            _fail(name, value, "a mapping of knobs")
+        return dict(value)
+
+    def check(self, key: str, value: str) -> str:
+        """Check a name given on a stage's command line against its params list."""
+        allowed = {"dataset": self.datasets, "pair": self.pairs, "method": self.methods, "model": self.models}[key]
+        if value not in allowed:
+            raise ParamsError(f"--{key} {value!r} is not in params.yaml's list {allowed}")
+        return value
+
+
+def load(path: str | Path = PARAMS_FILE) -> Params:
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path}: not found (run the stage from the repository root)")
+    with open(path) as f:
+        tree = yaml.safe_load(f)
+    if not isinstance(tree, dict):
+        raise ParamsError(f"{path}: expected a YAML mapping at the top level")
+    return Params(tree, str(path))

@@ -1,0 +1,1 @@
+"""The results tables, regenerated from metrics files."""

@@ -1,0 +1,1 @@
+"""Training with mmengine's Runner: config assembly, DVCLive logging, export."""

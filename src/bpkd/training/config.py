@@ -1,0 +1,102 @@
+"""Assemble the mmengine/mmseg config of one run (train or test) from params.
+
+The same function serves every profile and dataset: only the numbers change.
+Models come from mmseg's config files (``bpkd.models.build``), data through mmseg's
+dataset classes and transforms, training through mmengine's ``IterBasedTrainLoop``
+with SGD + poly LR as in mmseg's ``schedule_80k``.
+"""
+from __future__ import annotations
+
+from mmengine.config import Config
+
+from ..datasets.specs import DatasetSpec
+from ..params import TrainSettings
+
+
+def data_scale(spec: DatasetSpec, image_hw: tuple[int, int] | None) -> tuple[int, int]:
+    """mmseg ``scale`` (w, h): the real datasets use mmseg's; synthetic uses the size it
+    was generated at (``image_hw``)."""
+    return (image_hw[1], image_hw[0]) if image_hw else spec.scale
+
+
+def dataset_config(spec: DatasetSpec, data_root: str, split: str, pipeline: list) -> dict:
+    cfg = dict(type=spec.mmseg_type, data_root=data_root,
+               data_prefix=dict(spec.train_prefix if split == "train" else spec.val_prefix),
+               pipeline=pipeline)
+    ann = spec.extra.get(f"{split}_ann_file")
+    if ann:
+        cfg["ann_file"] = ann
+    return cfg
+
+
+def train_pipeline(spec: DatasetSpec, crop: tuple[int, int], scale: tuple[int, int]) -> list:
+    return [
+        dict(type="LoadImageFromFile"),
+        dict(type="LoadAnnotations"),
+        dict(type="RandomResize", scale=scale, ratio_range=(0.5, 2.0), keep_ratio=True),
+        dict(type="RandomCrop", crop_size=crop, cat_max_ratio=0.75),
+        dict(type="RandomFlip", prob=0.5),
+        dict(type="PhotoMetricDistortion"),
+        dict(type="PackSegInputs"),
+    ]
+
+
+def test_pipeline(scale: tuple[int, int]) -> list:
+    return [
+        dict(type="LoadImageFromFile"),
+        dict(type="Resize", scale=scale, keep_ratio=True),
+        dict(type="LoadAnnotations"),
+        dict(type="PackSegInputs"),
+    ]
+
+
+def val_parts(spec: DatasetSpec, data_root: str, scale, num_workers: int = 0) -> dict:
+    return dict(
+        dataloader=dict(batch_size=1, num_workers=num_workers, persistent_workers=num_workers > 0,
+                        sampler=dict(type="DefaultSampler", shuffle=False),
+                        dataset=dataset_config(spec, data_root, "val", test_pipeline(scale))),
+        evaluator=dict(type="IoUMetric", iou_metrics=["mIoU"]),
+    )
+
+
+def train_config(*, model: dict, spec: DatasetSpec, data_root: str, settings: TrainSettings, crop,
+                 scale, work_dir: str, log_dir: str, launcher: str = "none") -> Config:
+    """Full Runner config for one training run."""
+    val = val_parts(spec, data_root, scale, settings.num_workers)
+    nw = settings.num_workers
+    return Config(dict(
+        default_scope="mmseg",
+        model=model,
+        work_dir=work_dir,
+        train_dataloader=dict(
+            batch_size=settings.batch_per_process, num_workers=nw, persistent_workers=nw > 0,
+            sampler=dict(type="InfiniteSampler", shuffle=True),
+            dataset=dataset_config(spec, data_root, "train", train_pipeline(spec, crop, scale))),
+        val_dataloader=val["dataloader"],
+        val_evaluator=val["evaluator"],
+        train_cfg=dict(type="IterBasedTrainLoop", max_iters=settings.iters, val_interval=settings.val_interval),
+        val_cfg=dict(type="ValLoop"),
+        optim_wrapper=dict(type="OptimWrapper", optimizer=dict(
+            type="SGD", lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay),
+            clip_grad=None),
+        param_scheduler=[dict(type="PolyLR", eta_min=settings.min_lr, power=settings.poly_power, begin=0,
+                              end=settings.iters, by_epoch=False)],
+        default_hooks=dict(
+            timer=dict(type="IterTimerHook"),
+            logger=dict(type="LoggerHook", interval=settings.log_interval, log_metric_by_epoch=False),
+            param_scheduler=dict(type="ParamSchedulerHook"),
+            checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=settings.checkpoint_interval,
+                            max_keep_ckpts=1, save_last=True),
+            sampler_seed=dict(type="DistSamplerSeedHook"),
+        ),
+        log_processor=dict(by_epoch=False),
+        log_level="INFO",
+        env_cfg=dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
+                     dist_cfg=dict(backend="nccl")),
+        randomness=dict(seed=settings.seed),
+        visualizer=dict(type="SegLocalVisualizer", name="visualizer",
+                        vis_backends=[dict(type="PipelineDVCLiveVisBackend", save_dir=log_dir)]),
+        launcher=launcher,
+        load_from=None,
+        resume=False,
+    ))

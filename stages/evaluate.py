@@ -1,0 +1,33 @@
+"""DVC stage evaluate@<dataset>-<pair>-<model>: mIoU, mAcc and aAcc of one
+checkpoint on the prepared validation split (mmseg's test loop and IoUMetric)."""
+from bpkd import cli
+
+ap = cli.parser(__doc__)
+ap.add_argument("--dataset", required=True)
+ap.add_argument("--pair", required=True)
+ap.add_argument("--model", required=True, help="teacher, baseline or a method name")
+ap.add_argument("--checkpoint", required=True)
+ap.add_argument("--out", required=True, help="summary metrics (.json)")
+ap.add_argument("--per-class", required=True, help="per-class IoU plot data (.json)")
+args = ap.parse_args()
+
+
+def main():
+    from bpkd import params
+    from bpkd.evaluation.evaluate import evaluate, write_metrics
+    from bpkd.models.pairs import arch_of
+    from bpkd.training.run import prepared_info
+
+    p = params.load()
+    dataset, pair, model = p.check("dataset", args.dataset), p.check("pair", args.pair), p.check("model", args.model)
+    data_root = f"data/prepared/{dataset}"
+    info = prepared_info(data_root)
+    crop = p.train["student"].crop
+    summary, per_class = evaluate(dataset=dataset, arch=arch_of(pair, "teacher" if model == "teacher" else "student"),
+                                  checkpoint=args.checkpoint, data_root=data_root,
+                                  image_hw=tuple(info["image_hw"]) if info.get("image_hw") else None, crop=crop)
+    write_metrics(summary, per_class, args.out, args.per_class)
+    print(f"{dataset}/{pair}/{model}: " + ", ".join(f"{k} {v:.2f}" for k, v in summary.items()))
+
+
+cli.run(main)
