@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .base import DistillLoss, Recorded, check_positive, resize_like, parse_params
+from .base import DistillLoss, Recorded, parse_params, resize_like
 from .ifvd import resize_labels
 from .kd import pixel_kd
 

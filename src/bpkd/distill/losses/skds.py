@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import DistillLoss, Recorded, check_positive, resize_like, parse_params
+from .base import DistillLoss, Recorded, parse_params, resize_like
 from .discriminator import Discriminator, adversarial_generator_term, discriminator_hinge_term
 from .kd import pixel_kd
 
