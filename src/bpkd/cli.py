@@ -16,11 +16,13 @@ def parser(description: str) -> argparse.ArgumentParser:
 def run(main: Callable[[], None]) -> None:
     """Run a stage; a known user error prints one clear line and exits 2 (no traceback)."""
     from .datasets.prepare import RawDataMissing
+    from .datasets.validate import DataError
     from .params import ParamsError
+    from .training.errors import NonFiniteLoss
     from .weights import CheckpointError
 
     try:
         main()
-    except (ParamsError, RawDataMissing, CheckpointError, FileNotFoundError) as e:
+    except (ParamsError, RawDataMissing, CheckpointError, DataError, NonFiniteLoss, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -7,6 +7,7 @@ from ..atomic import atomic_path, write_json
 from ..params import Params
 from . import specs
 from .synthetic import CLASSES, generate
+from .validate import validate_layout
 
 
 class RawDataMissing(RuntimeError):
@@ -34,4 +35,7 @@ def prepare(params: Params, dataset: str, out: str | Path) -> None:
                 f"prepare@{dataset}: the raw dataset is not converted by this version; place "
                 f"{_HOW_TO_GET[dataset]} under {raw!r} (params.yaml: data.{dataset}.raw_dir) and "
                 f"convert it with mmseg's tools/dataset_converters into mmseg's layout for {spec.mmseg_type}.")
+        # Checked before the rename: a dataset with a bad file never appears at ``out``
+        # (atomic_path removes the temporary folder when this raises DataError).
+        validate_layout(tmp, spec, shown_as=out)
         write_json(Path(tmp) / "dataset.json", info)

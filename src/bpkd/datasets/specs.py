@@ -20,6 +20,10 @@ class DatasetSpec:
     test_mode: str = "whole"  # or "slide"
     slide_stride: tuple[int, int] | None = None
     extra: dict = field(default_factory=dict)
+    # File name endings the mmseg dataset class loads (its own defaults); the data
+    # validator pairs images with labels by them.
+    img_suffix: str = ".png"
+    seg_map_suffix: str = ".png"
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -40,6 +44,8 @@ DATASETS: dict[str, DatasetSpec] = {
         train_prefix=dict(img_path="leftImg8bit/train", seg_map_path="gtFine/train"),
         val_prefix=dict(img_path="leftImg8bit/val", seg_map_path="gtFine/val"),
         scale=(2048, 1024),
+        img_suffix="_leftImg8bit.png",
+        seg_map_suffix="_gtFine_labelTrainIds.png",
     ),
     "ade20k": DatasetSpec(
         name="ade20k",
@@ -50,6 +56,7 @@ DATASETS: dict[str, DatasetSpec] = {
         val_prefix=dict(img_path="images/validation", seg_map_path="annotations/validation"),
         scale=(2048, 512),
         reduce_zero_label=True,
+        img_suffix=".jpg",
     ),
     "pascal_context59": DatasetSpec(
         name="pascal_context59",
@@ -62,6 +69,7 @@ DATASETS: dict[str, DatasetSpec] = {
         reduce_zero_label=True,
         test_mode="slide",
         slide_stride=(320, 320),
+        img_suffix=".jpg",
         extra=dict(train_ann_file="ImageSets/SegmentationContext/train.txt",
                    val_ann_file="ImageSets/SegmentationContext/val.txt"),
     ),

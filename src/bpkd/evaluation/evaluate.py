@@ -42,6 +42,9 @@ def evaluate(*, dataset: str, arch: str, checkpoint: str, data_root: str, image_
 
 
 def write_metrics(summary: dict, per_class: dict, metrics_out: str | Path, per_class_out: str | Path) -> None:
-    write_json(metrics_out, summary)
+    """Each file is written atomically; the summary (what ``report`` reads) goes last,
+    so a stage killed between the two writes leaves no new summary without its
+    per-class data."""
     # A list of rows is what `dvc plots` draws as a bar chart (x: IoU, y: class).
     write_json(per_class_out, [{"class": name, "IoU": v["IoU"], "Acc": v["Acc"]} for name, v in per_class.items()])
+    write_json(metrics_out, summary)

@@ -11,6 +11,7 @@ from mmengine.config import Config
 
 from ..datasets.specs import DatasetSpec
 from ..params import TrainSettings
+from . import finite_loss_hook  # noqa: F401  (registers FiniteLossHook, used in train_config)
 
 
 def data_scale(spec: DatasetSpec, image_hw: tuple[int, int] | None) -> tuple[int, int]:
@@ -89,6 +90,8 @@ def train_config(*, model: dict, spec: DatasetSpec, data_root: str, settings: Tr
                             max_keep_ckpts=1, save_last=True),
             sampler_seed=dict(type="DistSamplerSeedHook"),
         ),
+        # Stops at the first NaN/inf loss term, before it is logged or checkpointed.
+        custom_hooks=[dict(type="FiniteLossHook")],
         log_processor=dict(by_epoch=False),
         log_level="INFO",
         env_cfg=dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
