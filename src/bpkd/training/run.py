@@ -12,6 +12,7 @@ from ..models.pairs import arch_of
 from ..params import Params
 from ..weights import save_checkpoint
 from .config import data_scale, train_config
+from .resume import fingerprint, prepare_work_dir
 
 
 def prepared_info(data_root: str | Path) -> dict:
@@ -67,7 +68,12 @@ def train_and_export(cfg, out: str | Path, meta: dict) -> dict:
     from .. import distill  # noqa: F401  (registers the distiller)
     from ..datasets import mmseg_dataset  # noqa: F401  (registers the synthetic dataset)
 
-    Path(cfg.work_dir).mkdir(parents=True, exist_ok=True)
+    teacher = cfg.model.get("teacher_checkpoint")
+    resuming = prepare_work_dir(cfg, fingerprint(cfg, cfg.train_dataloader.dataset.data_root, teacher))
+    cfg.custom_hooks = [*cfg.get("custom_hooks", []), dict(type="WeightsOnlyCheckpointHook")]
+    if resuming:  # DVCLive continues the step log instead of starting it again
+        for backend in cfg.visualizer.vis_backends:
+            backend["init_kwargs"] = dict(backend.get("init_kwargs") or {}, resume=True)
     runner = Runner.from_cfg(cfg)
     runner.train()
     model = runner.model.module if hasattr(runner.model, "module") else runner.model
