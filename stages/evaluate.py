@@ -6,7 +6,11 @@ ap = cli.parser(__doc__)
 ap.add_argument("--dataset", required=True)
 ap.add_argument("--pair", required=True)
 ap.add_argument("--model", required=True, help="teacher, baseline or a method name")
-ap.add_argument("--checkpoint", required=True)
+ap.add_argument("--checkpoint", required=True,
+                help="a checkpoint path, or an http(s) URL (e.g. a released checkpoint of the seed README): "
+                     "downloaded to data/weights/downloads/, verified, converted to data/weights/converted/")
+ap.add_argument("--sha256", help="expected SHA-256 (or 8+ digit prefix) of a --checkpoint URL; "
+                                 "default: the hash bpkd/weights/registry.yaml lists for that URL, if any")
 ap.add_argument("--out", required=True, help="summary metrics (.json)")
 ap.add_argument("--per-class", required=True, help="per-class IoU plot data (.json)")
 args = ap.parse_args()
@@ -14,17 +18,20 @@ args = ap.parse_args()
 
 def main():
     from bpkd import params
+    from bpkd.datasets import specs
     from bpkd.evaluation.evaluate import evaluate, write_metrics
     from bpkd.models.pairs import arch_of
     from bpkd.training.run import prepared_info
+    from bpkd.weights.resolve import loadable_checkpoint
 
     p = params.load()
     dataset, pair, model = p.check("dataset", args.dataset), p.check("pair", args.pair), p.check("model", args.model)
     data_root = f"data/prepared/{dataset}"
     info = prepared_info(data_root)
     crop = p.train["student"].crop
-    summary, per_class = evaluate(dataset=dataset, arch=arch_of(pair, "teacher" if model == "teacher" else "student"),
-                                  checkpoint=args.checkpoint, data_root=data_root,
+    arch = arch_of(pair, "teacher" if model == "teacher" else "student")
+    checkpoint = loadable_checkpoint(args.checkpoint, arch, specs.get(dataset).num_classes, sha256=args.sha256)
+    summary, per_class = evaluate(dataset=dataset, arch=arch, checkpoint=str(checkpoint), data_root=data_root,
                                   image_hw=tuple(info["image_hw"]) if info.get("image_hw") else None, crop=crop)
     write_metrics(summary, per_class, args.out, args.per_class)
     print(f"{dataset}/{pair}/{model}: " + ", ".join(f"{k} {v:.2f}" for k, v in summary.items()))

@@ -23,6 +23,7 @@ BAD = [
     ("profiles.demo.train.batch_size", 3, "3"),  # nproc 2 below: 3 does not split over 2 processes
     ("profiles.demo.student.iters", 0, "0"),
     ("profiles.demo.train.crop", [64], "[64]"),
+    ("profiles.demo.train.pretrained_backbone", "yes", "'yes'"),
 ]
 
 

@@ -59,6 +59,13 @@ def _names(tree: dict, key: str, allowed: list[str]) -> list[str]:
     return v
 
 
+def _bool(tree: dict, key: str) -> bool:
+    v = _get(tree, key)
+    if not isinstance(v, bool):
+        _fail(key, v, "true or false")
+    return v
+
+
 def _choice(tree: dict, key: str, allowed: list[str]) -> str:
     v = _get(tree, key)
     if v not in allowed:
@@ -84,6 +91,7 @@ class TrainSettings:
     num_workers: int
     seed: int
     nproc: int
+    pretrained_backbone: bool
 
     @property
     def batch_per_process(self) -> int:
@@ -145,6 +153,7 @@ class Params:
             num_workers=_int(self.tree, f"{t}.num_workers", minimum=0),
             seed=_int(self.tree, f"{t}.seed", minimum=0),
             nproc=nproc,
+            pretrained_backbone=_bool(self.tree, f"{t}.pretrained_backbone"),
         )
 
     def synthetic(self) -> SyntheticSettings:

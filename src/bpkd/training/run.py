@@ -39,8 +39,16 @@ def run_config(params: Params, dataset: str, pair: str, role: str, *, work_dir: 
     crop = settings.crop or spec.crop
     sync_bn = launcher() == "pytorch" and _cuda()
     student_role = "teacher" if role == "teacher" else "student"
-    model = model_config(arch_of(pair, student_role), spec.num_classes, crop, sync_bn=sync_bn,
+    arch = arch_of(pair, student_role)
+    model = model_config(arch, spec.num_classes, crop, sync_bn=sync_bn,
                          test_mode=spec.test_mode, slide_stride=spec.slide_stride, ignore_index=spec.ignore_index)
+    if settings.pretrained_backbone:
+        # The ImageNet initialisation of mmseg's config, fetched through our verified
+        # downloader (mmengine's own loader would download unverified, with no timeout).
+        from ..weights.resolve import backbone_init_cfg
+
+        model.pretrained = None
+        model.backbone.init_cfg = backbone_init_cfg(arch)
     cfg = train_config(model=model.to_dict(), spec=spec, data_root=data_root, settings=settings, crop=crop,
                        scale=scale, work_dir=work_dir, log_dir=log_dir, launcher=launcher())
     if _cuda():

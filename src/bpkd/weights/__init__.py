@@ -4,6 +4,12 @@ Every checkpoint is read with ``torch.load(..., weights_only=True)``: a file tha
 needs arbitrary unpickling (and so could run code) is refused. Students and
 teachers trained here are exported as plain ``{"meta": ..., "state_dict": ...}``
 files that any mmseg model of the same architecture loads.
+
+Weights from elsewhere: ``registry`` (where each file comes from, and its hash,
+from ``registry.yaml``), ``download`` (resumable, verified fetching; also
+``python -m bpkd.weights.download``), ``convert`` (released mmseg 0.x / mmrazor
+checkpoints onto the mmseg 1.x model) and ``resolve`` (the glue stages call).
+Their errors subclass ``CheckpointError``, so stages print them as one line.
 """
 from __future__ import annotations
 
