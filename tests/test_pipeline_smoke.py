@@ -16,7 +16,7 @@ MODELS = ["teacher", "baseline", "skds", "ifvd", "cirkd", "cwd", "bpkd"]
 def test_every_model_is_trained_evaluated_and_reported(smoke_repo):
     for model in MODELS:
         metrics = json.loads((smoke_repo / f"metrics/eval/synthetic/{PAIR}/{model}.json").read_text())
-        assert set(metrics) == {"mIoU", "mAcc", "aAcc"}
+        assert set(metrics) == {"mIoU", "mAcc", "aAcc", "mIoU_edge", "mIoU_body", "mBF"}
         assert all(0.0 <= v <= 100.0 for v in metrics.values()), (model, metrics)
         per_class = json.loads((smoke_repo / f"metrics/per_class/synthetic/{PAIR}/{model}.json").read_text())
         assert [row["class"] for row in per_class][:3] == ["road", "sidewalk", "building"]

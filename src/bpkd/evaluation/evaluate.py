@@ -12,21 +12,25 @@ from ..training.config import data_scale, val_parts
 from ..weights import load_into
 
 
+# mmseg's three, then the boundary-aware ones (bpkd.evaluation.region_metric).
+SUMMARY_KEYS = ("mIoU", "mAcc", "aAcc", "mIoU_edge", "mIoU_body", "mBF")
+
+
 def evaluate(*, dataset: str, arch: str, checkpoint: str, data_root: str, image_hw=None,
              crop=None) -> tuple[dict, dict]:
-    """Returns ``(summary, per_class)``: summary has mIoU, mAcc, aAcc in %."""
+    """Returns ``(summary, per_class)``: summary has :data:`SUMMARY_KEYS`, in %."""
     from mmengine.config import Config
     from mmengine.runner import Runner
 
     from ..datasets import mmseg_dataset  # noqa: F401  (registers the synthetic dataset)
-    from . import metric  # noqa: F401  (registers PerClassIoUMetric)
+    from . import region_metric  # noqa: F401  (registers RegionIoUMetric)
 
     spec = specs.get(dataset)
     scale = data_scale(spec, image_hw)
     model = model_config(arch, spec.num_classes, crop or spec.crop, test_mode=spec.test_mode,
                          slide_stride=spec.slide_stride, ignore_index=spec.ignore_index)
     val = val_parts(spec, data_root, scale)
-    val["evaluator"]["type"] = "PerClassIoUMetric"
+    val["evaluator"]["type"] = "RegionIoUMetric"
     with tempfile.TemporaryDirectory(prefix="bpkd-eval-") as work_dir:
         cfg = Config(dict(default_scope="mmseg", model=model.to_dict(), work_dir=work_dir,
                           test_dataloader=val["dataloader"], test_evaluator=val["evaluator"],
@@ -38,7 +42,7 @@ def evaluate(*, dataset: str, arch: str, checkpoint: str, data_root: str, image_
         load_into(runner.model, checkpoint)
         summary = runner.test()
         per_class = runner.test_evaluator.metrics[0].per_class
-    return {k: round(float(summary[k]), 2) for k in ("mIoU", "mAcc", "aAcc")}, per_class
+    return {k: round(float(summary[k]), 2) for k in SUMMARY_KEYS}, per_class
 
 
 def write_metrics(summary: dict, per_class: dict, metrics_out: str | Path, per_class_out: str | Path) -> None:
