@@ -18,11 +18,13 @@ def run(main: Callable[[], None]) -> None:
     from .datasets.prepare import RawDataMissing
     from .datasets.validate import DataError
     from .params import ParamsError
+    from .report.readme_block import MarkersMissing
     from .training.errors import NonFiniteLoss
     from .weights import CheckpointError
 
     try:
         main()
-    except (ParamsError, RawDataMissing, CheckpointError, DataError, NonFiniteLoss, FileNotFoundError) as e:
+    except (ParamsError, RawDataMissing, CheckpointError, DataError, NonFiniteLoss, MarkersMissing,
+            FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -1,0 +1,48 @@
+"""The report's tables and README block, from hand-made metrics files."""
+import json
+
+import pytest
+
+from bpkd.report.readme_block import END, START, MarkersMissing, refresh
+from bpkd.report.tables import render
+
+PAIR = "hrnet_w48_w18s"
+
+
+def _metrics(root, model, miou, macc):
+    path = root / "eval" / "synthetic" / PAIR / f"{model}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"mIoU": miou, "mAcc": macc, "aAcc": 90.0}))
+
+
+def test_tables_show_missing_runs_and_gains_over_baseline_and_cwd(tmp_path):
+    _metrics(tmp_path, "teacher", 55.0, 60.0)
+    _metrics(tmp_path, "baseline", 40.0, 50.0)
+    _metrics(tmp_path, "cwd", 42.0, 51.0)
+    _metrics(tmp_path, "bpkd", 43.5, 49.25)
+    text = render(tmp_path, ["synthetic"], [PAIR], ["skds", "cwd", "bpkd"])
+    lines = text.splitlines()
+    row = next(line for line in lines if line.startswith("| BPKD(Ours)") and "43.50" in line)
+    assert "49.25" in row
+    gains = next(line for line in lines if line.startswith(f"| {PAIR}") and "BPKD(Ours)" in line)
+    cells = [c.strip() for c in gains.strip("|").split("|")]
+    assert cells == [PAIR, "BPKD(Ours)", "43.50", "+3.50", "+1.50", "-0.75"]
+    skds = next(line for line in lines if line.startswith(f"| {PAIR}") and "SKDS" in line)
+    assert [c.strip() for c in skds.strip("|").split("|")][2:] == ["—", "—", "—", "—"]  # never run
+
+
+def test_readme_block_is_replaced_between_markers_only(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\nintro\n{START}\nold table\n{END}\n\n## After\n")
+    refresh(readme, "| new | table |")
+    assert readme.read_text() == f"# Title\n\nintro\n{START}\n| new | table |\n{END}\n\n## After\n"
+    refresh(readme, "| newer |")  # idempotent structure: refreshed again in place
+    assert readme.read_text().count(START) == 1 and "| newer |" in readme.read_text()
+
+
+def test_readme_without_markers_is_refused_and_left_alone(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# Title\n")
+    with pytest.raises(MarkersMissing, match="README.md"):
+        refresh(readme, "x")
+    assert readme.read_text() == "# Title\n"
