@@ -1,12 +1,17 @@
-"""DVC stage evaluate@<dataset>-<pair>-<model>: mIoU, mAcc and aAcc of one
-checkpoint on the prepared validation split (mmseg's test loop and IoUMetric)."""
+"""DVC stages evaluate@<dataset>-<pair>-<model> and released@<dataset>-<pair>-<model>:
+mIoU, mAcc and aAcc of one checkpoint on the prepared validation split (mmseg's
+test loop and IoUMetric). With --released the checkpoint is the one the seed
+README publishes for that model (bpkd/weights/registry.yaml)."""
 from bpkd import cli
 
 ap = cli.parser(__doc__)
 ap.add_argument("--dataset", required=True)
 ap.add_argument("--pair", required=True)
 ap.add_argument("--model", required=True, help="teacher, baseline or a method name")
-ap.add_argument("--checkpoint", required=True,
+source = ap.add_mutually_exclusive_group(required=True)
+source.add_argument("--released", action="store_true",
+                    help="evaluate the released checkpoint of --model (the teacher's from the mmseg model zoo)")
+source.add_argument("--checkpoint",
                 help="a checkpoint path, or an http(s) URL (e.g. a released checkpoint of the seed README): "
                      "downloaded to data/weights/downloads/, verified, converted to data/weights/converted/")
 ap.add_argument("--sha256", help="expected SHA-256 (or 8+ digit prefix) of a --checkpoint URL; "
@@ -25,12 +30,19 @@ def main():
     from bpkd.weights.resolve import loadable_checkpoint
 
     p = params.load()
-    dataset, pair, model = p.check("dataset", args.dataset), p.check("pair", args.pair), p.check("model", args.model)
+    dataset, pair = p.check("dataset", args.dataset), p.check("pair", args.pair)
+    model = p.check("released" if args.released else "model", args.model)
     data_root = f"data/prepared/{dataset}"
     info = prepared_info(data_root)
     crop = p.train["student"].crop
     arch = arch_of(pair, "teacher" if model == "teacher" else "student")
-    checkpoint = loadable_checkpoint(args.checkpoint, arch, specs.get(dataset).num_classes, sha256=args.sha256)
+    source = args.checkpoint
+    if args.released:
+        from bpkd.weights import registry
+
+        entry = registry.teacher(dataset, pair) if model == "teacher" else registry.released(dataset, pair, model)
+        source = entry.url
+    checkpoint = loadable_checkpoint(source, arch, specs.get(dataset).num_classes, sha256=args.sha256)
     summary, per_class = evaluate(dataset=dataset, arch=arch, checkpoint=str(checkpoint), data_root=data_root,
                                   image_hw=tuple(info["image_hw"]) if info.get("image_hw") else None, crop=crop)
     write_metrics(summary, per_class, args.out, args.per_class)

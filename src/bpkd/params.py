@@ -47,10 +47,10 @@ def _num(tree: dict, key: str, positive: bool = False) -> float:
     return float(v)
 
 
-def _names(tree: dict, key: str, allowed: list[str]) -> list[str]:
+def _names(tree: dict, key: str, allowed: list[str], may_be_empty: bool = False) -> list[str]:
     v = _get(tree, key)
-    if not isinstance(v, list) or not v:
-        _fail(key, v, f"a non-empty list of names from {allowed}")
+    if not isinstance(v, list) or not (v or may_be_empty):
+        _fail(key, v, f"a {'' if may_be_empty else 'non-empty '}list of names from {allowed}")
     for name in v:
         if name not in allowed:
             _fail(key, name, f"one of {allowed}")
@@ -122,7 +122,13 @@ class Params:
         self.datasets = _names(tree, "datasets", sorted(DATASETS))
         self.pairs = _names(tree, "pairs", sorted(PAIRS))
         self.methods = _names(tree, "methods", list(METHODS))
-        self.models = _names(tree, "models", ["teacher", "baseline", *self.methods])
+        self.models = _names(tree, "models", ["teacher", "baseline", *self.methods], may_be_empty=True)
+        # Models evaluated from the seed's released checkpoints instead of trained ones.
+        self.released = _names(tree, "released", ["teacher", "baseline", *self.methods], may_be_empty=True)
+        both = sorted(set(self.models) & set(self.released))
+        if both:
+            _fail("released", tree["released"], f"names not also in `models` (both would write "
+                                                f"metrics/eval/…/<model>.json): remove {both} from one of them")
         self.train = {role: self._train(role) for role in ROLES}
 
     def _train(self, role: str) -> TrainSettings:
@@ -175,9 +181,13 @@ class Params:
 
     def check(self, key: str, value: str) -> str:
         """Check a name given on a stage's command line against its params list."""
-        allowed = {"dataset": self.datasets, "pair": self.pairs, "method": self.methods, "model": self.models}[key]
+        allowed = {"dataset": self.datasets, "pair": self.pairs, "method": self.methods, "model": self.models,
+                   "released": self.released}[key]
         if value not in allowed:
-            raise ParamsError(f"--{key} {value!r} is not in params.yaml's list {allowed}")
+            flag = "model" if key == "released" else key
+            lists = {"dataset": "datasets", "pair": "pairs", "method": "methods", "model": "models"}
+            raise ParamsError(f"--{flag} {value!r} is not in params.yaml's list "
+                              f"`{lists.get(key, key)}` {allowed}")
         return value
 
 
