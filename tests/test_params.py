@@ -24,6 +24,8 @@ BAD = [
     ("profiles.demo.student.iters", 0, "0"),
     ("profiles.demo.train.crop", [64], "[64]"),
     ("profiles.demo.train.pretrained_backbone", "yes", "'yes'"),
+    ("released", ["teacher"], "['teacher']"),  # also in `models`: both would write its metrics
+    ("released", ["student"], "'student'"),
 ]
 
 

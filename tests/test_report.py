@@ -12,7 +12,8 @@ PAIR = "hrnet_w48_w18s"
 def _metrics(root, model, miou, macc):
     path = root / "eval" / "synthetic" / PAIR / f"{model}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"mIoU": miou, "mAcc": macc, "aAcc": 90.0}))
+    path.write_text(json.dumps({"mIoU": miou, "mAcc": macc, "aAcc": 90.0, "mIoU_edge": miou - 20,
+                                "mIoU_body": miou + 5, "mBF": 33.333}))
 
 
 def test_tables_show_missing_runs_and_gains_over_baseline_and_cwd(tmp_path):
@@ -27,6 +28,8 @@ def test_tables_show_missing_runs_and_gains_over_baseline_and_cwd(tmp_path):
     gains = next(line for line in lines if line.startswith(f"| {PAIR}") and "BPKD(Ours)" in line)
     cells = [c.strip() for c in gains.strip("|").split("|")]
     assert cells == [PAIR, "BPKD(Ours)", "43.50", "+3.50", "+1.50", "-0.75"]
+    boundary = [line for line in lines if line.startswith("| BPKD(Ours)")][1]
+    assert [c.strip() for c in boundary.strip("|").split("|")] == ["BPKD(Ours)", "43.50", "23.50", "48.50", "33.33"]
     skds = next(line for line in lines if line.startswith(f"| {PAIR}") and "SKDS" in line)
     assert [c.strip() for c in skds.strip("|").split("|")][2:] == ["—", "—", "—", "—"]  # never run
 

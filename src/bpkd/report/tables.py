@@ -40,12 +40,19 @@ def dataset_frame(metrics_dir: Path, dataset: str, pairs: list[str], methods: li
             m = _read(metrics_dir / "eval" / dataset / pair / f"{model}.json") or {}
             c = complexity.get(arch, {})
             rows.append({"pair": pair, "model": model, "Methods": label, "FLOPs(G)": c.get("flops_g"),
-                         "Parameters(M)": c.get("params_m"), "mIoU(%)": m.get("mIoU"), "mAcc(%)": m.get("mAcc")})
+                         "Parameters(M)": c.get("params_m"), "mIoU(%)": m.get("mIoU"), "mAcc(%)": m.get("mAcc"),
+                         "edge mIoU(%)": m.get("mIoU_edge"), "body mIoU(%)": m.get("mIoU_body"),
+                         "BF(%)": m.get("mBF")})
     return pd.DataFrame(rows)
 
 
-def markdown_table(frame: pd.DataFrame) -> str:
-    cols = ["Methods", "FLOPs(G)", "Parameters(M)", "mIoU(%)", "mAcc(%)"]
+SEED_COLUMNS = ["Methods", "FLOPs(G)", "Parameters(M)", "mIoU(%)", "mAcc(%)"]
+# Not in the paper's tables: mIoU on the ground truth's edge band and body, and the
+# boundary F-score (bpkd.evaluation.region_metric).
+BOUNDARY_COLUMNS = ["Methods", "mIoU(%)", "edge mIoU(%)", "body mIoU(%)", "BF(%)"]
+
+
+def markdown_table(frame: pd.DataFrame, cols: list[str] = SEED_COLUMNS) -> str:
     shown = frame[cols].astype(object).map(lambda v: MISSING if v is None or pd.isna(v)
                                             else (f"{v:.2f}" if isinstance(v, float) else v))
     return tabulate(shown.values.tolist(), headers=cols, tablefmt="github", disable_numparse=True)
@@ -89,5 +96,7 @@ def render(metrics_dir: str | Path, datasets: list[str], pairs: list[str], metho
     for dataset in datasets:
         frame = dataset_frame(metrics_dir, dataset, pairs, methods)
         parts += [f"{h}# {DATASET_TITLES.get(dataset, dataset)}", "", markdown_table(frame), "",
-                  "Gains of each distilled student:", "", gains_table(frame, methods), ""]
+                  "Gains of each distilled student:", "", gains_table(frame, methods), "",
+                  "Boundaries (evaluation edge band of 3 px; BF: boundary F-score, 2 px tolerance):", "",
+                  markdown_table(frame, BOUNDARY_COLUMNS), ""]
     return "\n".join(parts)
