@@ -1,28 +1,79 @@
-"""The ``prepare`` stage: produce a dataset in mmseg's layout under ``data/prepared``."""
+"""The ``prepare`` stage: produce a dataset in mmseg's layout under ``data/prepared``.
+
+synthetic is generated; the real datasets are converted from the raw download the
+user placed under ``data/raw/<dataset>`` (one module each: :mod:`.cityscapes`,
+:mod:`.ade20k`, :mod:`.pascal_context`)."""
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from ..atomic import atomic_path, write_json
-from ..params import Params
+from ..params import Params, ParamsError
 from . import specs
+from .raw import RawDataMissing, require  # noqa: F401  (RawDataMissing: bpkd.cli catches it from here)
 from .synthetic import CLASSES, generate
-from .validate import validate_layout
+from .validate import DataError, validate_layout
+
+# dataset -> module of this package with ``convert(raw, out) -> dict``.
+CONVERTERS = {"cityscapes": "cityscapes", "ade20k": "ade20k", "pascal_context59": "pascal_context"}
 
 
-class RawDataMissing(RuntimeError):
-    """The user has not placed a real dataset's raw download yet."""
+def default_raw_dir(dataset: str) -> str:
+    """Where dvc.yaml's ``prepare@<dataset>`` declares the raw folder (its dependency)."""
+    return f"data/raw/{dataset}"
 
 
-_HOW_TO_GET = {
-    "cityscapes": "leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip from https://www.cityscapes-dataset.com",
-    "ade20k": "ADEChallengeData2016.zip from http://sceneparsing.csail.mit.edu",
-    "pascal_context59": "VOCtrainval_03-May-2010.tar and trainval_merged.json (Pascal Context)",
-}
+def raw_dir(params: Params, dataset: str, raw: str | Path | None = None) -> Path:
+    """The raw folder: ``raw`` (the stage's ``--raw``), else params' ``data.<dataset>.raw_dir``,
+    else the default. Both given and different is an error: DVC would watch one folder
+    while the stage reads another."""
+    key = f"data.{dataset}.raw_dir"
+    configured = _group(params, dataset).get("raw_dir")
+    if configured is not None and (not isinstance(configured, str) or not configured):
+        raise ParamsError(f"params.yaml: {key} = {configured!r} is invalid; expected a folder path")
+    if raw is not None and configured is not None and Path(raw) != Path(configured):
+        raise ParamsError(f"params.yaml: {key} = {configured!r} but the stage was given --raw {str(raw)!r} "
+                          f"(the folder dvc.yaml declares as its dependency); expected the same folder")
+    return Path(raw if raw is not None else configured or default_raw_dir(dataset))
 
 
-def prepare(params: Params, dataset: str, out: str | Path) -> None:
+def expected_counts(params: Params, dataset: str) -> dict[str, int]:
+    """Image/label pairs per split the prepared dataset must have: params'
+    ``data.<dataset>.expected_counts`` (tests use tiny trees), else the official ones."""
+    key = f"data.{dataset}.expected_counts"
+    counts = _group(params, dataset).get("expected_counts", specs.get(dataset).official_counts)
+    if (not isinstance(counts, dict) or set(counts) != {"train", "val"}
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in counts.values())):
+        raise ParamsError(f"params.yaml: {key} = {counts!r} is invalid; expected {{train: N, val: M}}, "
+                          f"integers >= 1")
+    return dict(counts)
+
+
+def _group(params: Params, dataset: str) -> dict:
+    group = params.tree.get("data", {}).get(dataset) or {}
+    if not isinstance(group, dict):
+        raise ParamsError(f"params.yaml: data.{dataset} = {group!r} is invalid; expected a mapping")
+    return group
+
+
+def _classes(spec: specs.DatasetSpec) -> list[str]:
+    import mmseg.datasets  # noqa: F401  (registers the dataset classes)
+    from mmseg.registry import DATASETS
+
+    return list(DATASETS.get(spec.mmseg_type).METAINFO["classes"])
+
+
+def prepare(params: Params, dataset: str, out: str | Path, raw: str | Path | None = None) -> None:
     spec = specs.get(dataset)
+    expected, expected_from = None, ""
+    if dataset != "synthetic":
+        raw = raw_dir(params, dataset, raw)
+        expected = expected_counts(params, dataset)
+        expected_from = f"params.yaml: data.{dataset}.expected_counts, by default the official counts"
+        converter = importlib.import_module(f".{CONVERTERS[dataset]}", __package__)
+        # Before anything is created: without the download no folder appears at all.
+        require(dataset, raw, converter.PIECES)
     with atomic_path(out, is_dir=True) as tmp:
         if dataset == "synthetic":
             s = params.synthetic()
@@ -30,12 +81,19 @@ def prepare(params: Params, dataset: str, out: str | Path) -> None:
             info = dict(dataset=dataset, classes=list(CLASSES), num_train=s.num_train, num_val=s.num_val,
                         image_hw=[s.height, s.width])
         else:
-            raw = params.tree.get("data", {}).get(dataset, {}).get("raw_dir")
-            raise RawDataMissing(
-                f"prepare@{dataset}: the raw dataset is not converted by this version; place "
-                f"{_HOW_TO_GET[dataset]} under {raw!r} (params.yaml: data.{dataset}.raw_dir) and "
-                f"convert it with mmseg's tools/dataset_converters into mmseg's layout for {spec.mmseg_type}.")
+            # A bad raw file is a DataError naming it; atomic_path removes the temporary folder.
+            info = converter.convert(Path(raw), Path(tmp))
         # Checked before the rename: a dataset with a bad file never appears at ``out``
         # (atomic_path removes the temporary folder when this raises DataError).
-        validate_layout(tmp, spec, shown_as=out)
+        try:
+            counts = validate_layout(tmp, spec, shown_as=out, expected=expected, expected_from=expected_from)
+        except DataError as e:
+            if dataset == "synthetic":
+                raise
+            raise DataError(e.problems, note=f"The files under {out} are links to (or converted from) the raw "
+                                             f"files of the same name under {raw}: fix or replace the raw file "
+                                             f"and rerun") from None
+        if dataset != "synthetic":
+            info = dict(dataset=dataset, classes=_classes(spec), num_train=counts["train"], num_val=counts["val"],
+                        raw_dir=str(raw), **info)
         write_json(Path(tmp) / "dataset.json", info)

@@ -24,6 +24,9 @@ class DatasetSpec:
     # validator pairs images with labels by them.
     img_suffix: str = ".png"
     seg_map_suffix: str = ".png"
+    # Image/label pairs per split of the full real dataset, checked after ``prepare``
+    # unless params.yaml's ``data.<name>.expected_counts`` says otherwise.
+    official_counts: dict | None = None
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -46,6 +49,7 @@ DATASETS: dict[str, DatasetSpec] = {
         scale=(2048, 1024),
         img_suffix="_leftImg8bit.png",
         seg_map_suffix="_gtFine_labelTrainIds.png",
+        official_counts={"train": 2975, "val": 500},
     ),
     "ade20k": DatasetSpec(
         name="ade20k",
@@ -57,6 +61,7 @@ DATASETS: dict[str, DatasetSpec] = {
         scale=(2048, 512),
         reduce_zero_label=True,
         img_suffix=".jpg",
+        official_counts={"train": 20210, "val": 2000},
     ),
     "pascal_context59": DatasetSpec(
         name="pascal_context59",
@@ -72,6 +77,9 @@ DATASETS: dict[str, DatasetSpec] = {
         img_suffix=".jpg",
         extra=dict(train_ann_file="ImageSets/SegmentationContext/train.txt",
                    val_ann_file="ImageSets/SegmentationContext/val.txt"),
+        # VOC2010's train/val lists, which bpkd.datasets.pascal_context converts (mmseg's
+        # detail-based converter drops 3 of these images: 4996/5104).
+        official_counts={"train": 4998, "val": 5105},
     ),
 }
 

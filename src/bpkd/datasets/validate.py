@@ -34,13 +34,15 @@ SHOWN = 3
 class DataError(ValueError):
     """A dataset has files that mmseg cannot train or evaluate on correctly."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], note: str = "") -> None:
         self.problems = list(problems)
         message = self.problems[0]
         more = len(self.problems) - 1
         if more:
             listed = "; ".join(self.problems[1:SHOWN])
             message += f" (and {more} more problem{'s' * (more > 1)}: {listed}{'; ...' if more >= SHOWN else ''})"
+        if note:
+            message += f". {note}"
         super().__init__(message)
 
 
@@ -157,13 +159,16 @@ def _split_pairs(root: Path, spec: DatasetSpec, split: str, shown: str) -> tuple
 
 
 def validate_layout(root: str | Path, spec: DatasetSpec, shown_as: str | Path | None = None,
-                    workers: int | None = None) -> dict[str, int]:
+                    workers: int | None = None, expected: dict[str, int] | None = None,
+                    expected_from: str = "") -> dict[str, int]:
     """Check every image/label pair of the dataset at ``root`` (mmseg layout of ``spec``).
 
     Raises :class:`DataError` listing every problem found, each naming the file (as
     ``shown_as/<relative path>``: ``prepare`` validates a temporary folder but names
-    the output the user asked for) and what was expected. Returns the number of
-    pairs per split.
+    the output the user asked for) and what was expected. With ``expected`` (pairs
+    per split), a split with another number of pairs is a problem too, listed after
+    the files' (``expected_from`` says where the number comes from). Returns the
+    number of pairs per split.
     """
     root = Path(root)
     shown = str(shown_as if shown_as is not None else root).rstrip("/")
@@ -180,6 +185,12 @@ def validate_layout(root: str | Path, spec: DatasetSpec, shown_as: str | Path | 
     with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
         for found in pool.map(lambda job: _check_pair(job[0], job[1], spec, job[2], job[3]), jobs):
             problems += found
+    for split, want in (expected or {}).items():
+        if counts.get(split) != want:
+            prefix = spec.train_prefix if split == "train" else spec.val_prefix
+            where = spec.extra.get(f"{split}_ann_file") or prefix["img_path"]
+            problems.append(f"{shown}/{where}: {counts.get(split, 0)} {split} image/label pairs; "
+                            f"expected {want}{f' ({expected_from})' if expected_from else ''}")
     if problems:
         raise DataError(problems)
     return counts
