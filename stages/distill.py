@@ -1,16 +1,22 @@
 """DVC stage distill@<dataset>-<pair>-<method>: train the student with the frozen
-teacher and one distillation method; export the student alone."""
+teacher and one distillation method; export the student alone.
+
+Several processes and --dry-run: as stages/train.py (`--help` there)."""
 from bpkd import cli
 
 ap = cli.parser(__doc__)
 ap.add_argument("--dataset", required=True)
 ap.add_argument("--pair", required=True)
 ap.add_argument("--method", required=True)
-ap.add_argument("--method-params", required=True, help="resolved params from method@<method> (.json)")
-ap.add_argument("--teacher", required=True, help="teacher checkpoint (.pth)")
-ap.add_argument("--out", required=True, help="exported student checkpoint (.pth)")
-ap.add_argument("--log-dir", required=True, help="DVCLive folder for step logs")
+ap.add_argument("--method-params", help="resolved params from method@<method> (.json); with --dry-run, "
+                                        "default: the method's params group resolved from params.yaml")
+ap.add_argument("--teacher", help="teacher checkpoint (.pth)")
+ap.add_argument("--out", help="exported student checkpoint (.pth)")
+ap.add_argument("--log-dir", help="DVCLive folder for step logs")
+ap.add_argument("--dry-run", action="store_true", help="print the resolved config; train nothing")
 args = ap.parse_args()
+if not args.dry_run and not (args.method_params and args.teacher and args.out and args.log_dir):
+    ap.error("--method-params, --teacher, --out and --log-dir are required (except with --dry-run)")
 
 
 def main():
@@ -18,14 +24,34 @@ def main():
 
     from bpkd import params
     from bpkd.models.pairs import arch_of
+    from bpkd.training.launch import relaunch
     from bpkd.training.run import distill_config, train_and_export
 
     p = params.load()
     dataset, pair, method = p.check("dataset", args.dataset), p.check("pair", args.pair), p.check("method", args.method)
-    with open(args.method_params) as f:
-        method_params = json.load(f)["params"]
-    cfg = distill_config(p, dataset, pair, method, method_params, args.teacher,
-                         work_dir=f"data/work/{dataset}/{pair}/{method}", log_dir=args.log_dir)
+    if args.method_params:
+        with open(args.method_params) as f:
+            method_params = json.load(f)["params"]
+    else:  # dry run: what method@<method> would write
+        import tempfile
+
+        from bpkd.distill.method_config import resolve
+
+        with tempfile.TemporaryDirectory() as tmp:
+            method_params = resolve(p, method, f"{tmp}/m.json")
+    teacher = args.teacher or f"data/models/{dataset}/{pair}/teacher.pth"
+    work_dir = f"data/work/{dataset}/{pair}/{method}"
+    log_dir = args.log_dir or f"metrics/{dataset}/{pair}/train/{method}"
+    if args.dry_run:
+        from bpkd.training.run import describe
+
+        cfg = distill_config(p, dataset, pair, method, method_params, teacher, work_dir=work_dir, log_dir=log_dir,
+                             dry_run=True)
+        print(describe(cfg, p.train["student"].nproc))
+        return
+    # Resolved before relaunching (as in stages/train.py): errors and downloads happen once.
+    cfg = distill_config(p, dataset, pair, method, method_params, teacher, work_dir=work_dir, log_dir=log_dir)
+    relaunch(p.train["student"].nproc, f"profiles.{p.profile}.train.nproc")
     train_and_export(cfg, args.out, meta=dict(dataset=dataset, pair=pair, role=method, arch=arch_of(pair, "student")))
 
 

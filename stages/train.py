@@ -2,27 +2,54 @@
 segmentor with mmengine's Runner and export it as a plain mmseg checkpoint.
 
 On a real dataset the teacher is not trained: it is the paper's mmseg model-zoo
-checkpoint (bpkd/weights/registry.yaml), downloaded, verified and converted."""
+checkpoint (bpkd/weights/registry.yaml), downloaded, verified and converted.
+
+With profiles.<profile>.train.nproc > 1 the script re-runs itself under
+`python -m torch.distributed.run --standalone` (one machine); under a torchrun the
+user started (several machines) it runs as one of its processes.
+
+--dry-run prints the resolved mmengine config and exits: no training, no download,
+no prepared dataset needed (--out/--log-dir may then be omitted)."""
 from bpkd import cli
 
 ap = cli.parser(__doc__)
 ap.add_argument("--role", required=True, choices=["teacher", "baseline"])
 ap.add_argument("--dataset", required=True)
 ap.add_argument("--pair", required=True)
-ap.add_argument("--out", required=True, help="exported checkpoint (.pth)")
-ap.add_argument("--log-dir", required=True, help="DVCLive folder for step logs")
+ap.add_argument("--out", help="exported checkpoint (.pth)")
+ap.add_argument("--log-dir", help="DVCLive folder for step logs")
+ap.add_argument("--dry-run", action="store_true", help="print the resolved config; train nothing")
 args = ap.parse_args()
+if not args.dry_run and not (args.out and args.log_dir):
+    ap.error("--out and --log-dir are required (except with --dry-run)")
 
 
 def main():
     from bpkd import params
     from bpkd.models.pairs import arch_of
+    from bpkd.training.launch import relaunch
     from bpkd.training.run import run_config, train_and_export
 
     p = params.load()
     dataset, pair = p.check("dataset", args.dataset), p.check("pair", args.pair)
     role = "teacher" if args.role == "teacher" else "student"
-    if args.role == "teacher" and dataset != "synthetic":
+    downloaded = args.role == "teacher" and dataset != "synthetic"
+    log_dir = args.log_dir or f"metrics/{dataset}/{pair}/train/{args.role}"
+    if args.dry_run:
+        from bpkd.training.run import describe
+
+        if downloaded:
+            from bpkd.weights import registry
+
+            entry = registry.teacher(dataset, pair)
+            print(f"# teacher@{dataset}-{pair} does not train on {dataset}: it downloads {entry.url}\n"
+                  f"# (sha256 {entry.sha256}), converts it to {arch_of(pair, role)} and exports it.\n"
+                  f"# Below: the config that would train it here, from profiles.{p.profile}.teacher.")
+        cfg = run_config(p, dataset, pair, args.role, work_dir=f"data/work/{dataset}/{pair}/{args.role}",
+                         log_dir=log_dir, dry_run=True)
+        print(describe(cfg, p.train[role].nproc))
+        return
+    if downloaded:
         from bpkd.atomic import write_json
         from bpkd.datasets import specs
         from bpkd.weights import registry
@@ -32,8 +59,11 @@ def main():
         entry = registry.teacher(dataset, pair)
         write_json(f"{args.log_dir}/source.json", dict(url=entry.url, sha256=entry.sha256))
         return
+    # Resolved before relaunching: a missing prepared dataset fails once, and the
+    # ImageNet backbone is downloaded once, not by every process.
     cfg = run_config(p, dataset, pair, args.role, work_dir=f"data/work/{dataset}/{pair}/{args.role}",
-                     log_dir=args.log_dir)
+                     log_dir=log_dir)
+    relaunch(p.train[role].nproc, f"profiles.{p.profile}.train.nproc")
     train_and_export(cfg, args.out, meta=dict(dataset=dataset, pair=pair, role=args.role, arch=arch_of(pair, role)))
 
 

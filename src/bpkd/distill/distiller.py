@@ -76,7 +76,8 @@ class SegDistiller(BaseModel):
     def init_weights(self) -> None:
         # Only the student (and the method's parts) are initialised; the teacher keeps
         # the loaded checkpoint.
-        self.student.init_weights()
+        student = self.student.module if is_model_wrapper(self.student) else self.student
+        student.init_weights()
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -90,21 +91,24 @@ class SegDistiller(BaseModel):
         data = self.data_preprocessor(data, True)
         inputs, data_samples = data["inputs"], data["data_samples"]
         student_opt = optim_wrapper["student"] if isinstance(optim_wrapper, OptimWrapperDict) else optim_wrapper
-        uses_features = self.method.uses_features
+        # Under MMSeparateDistributedDataParallel, student and method are DDP-wrapped:
+        # call them (DDP's forward all-reduces gradients), read attributes via .module.
+        method = self.method.module if is_model_wrapper(self.method) else self.method
+        uses_features = method.uses_features
         with torch.no_grad():
             self.teacher._forward(inputs)
         teacher = self._rec_t.take(uses_features)
         with student_opt.optim_context(self):
-            losses = self.student.loss(inputs, data_samples)
+            losses = self.student(inputs, data_samples, mode="loss")
             student = self._rec_s.take(uses_features)
             labels = torch.stack([s.gt_sem_seg.data.squeeze(0) for s in data_samples]).long()
             losses.update(self.method(student, teacher, labels))
         parsed, log_vars = self.parse_losses(losses)
         student_opt.update_params(parsed)
-        if self.method.discriminator is not None:
+        if method.discriminator is not None:
             d_opt = optim_wrapper["discriminator"]
-            with d_opt.optim_context(self.method.discriminator):
-                d_losses = self.method.discriminator_loss(student.logits.detach(), teacher.logits)
+            with d_opt.optim_context(method.discriminator):
+                d_losses = method.discriminator_loss(student.logits.detach(), teacher.logits)
             d_parsed, d_log = self.parse_losses(d_losses)
             d_opt.update_params(d_parsed)
             log_vars.update({k: v for k, v in d_log.items() if k != "loss"})

@@ -30,10 +30,17 @@ def dataset_config(spec: DatasetSpec, data_root: str, split: str, pipeline: list
     return cfg
 
 
+def _load_annotations(reduce_zero_label: bool) -> dict:
+    # Written out as mmseg's dataset configs do (ADE20K, Pascal Context 59), though the
+    # dataset class would apply the same default.
+    return dict(type="LoadAnnotations", reduce_zero_label=True) if reduce_zero_label else dict(type="LoadAnnotations")
+
+
 def train_pipeline(spec: DatasetSpec, crop: tuple[int, int], scale: tuple[int, int]) -> list:
+    """mmseg's train pipeline of every dataset config (``_base_/datasets/*.py``)."""
     return [
         dict(type="LoadImageFromFile"),
-        dict(type="LoadAnnotations"),
+        _load_annotations(spec.reduce_zero_label),
         dict(type="RandomResize", scale=scale, ratio_range=(0.5, 2.0), keep_ratio=True),
         dict(type="RandomCrop", crop_size=crop, cat_max_ratio=0.75),
         dict(type="RandomFlip", prob=0.5),
@@ -42,11 +49,11 @@ def train_pipeline(spec: DatasetSpec, crop: tuple[int, int], scale: tuple[int, i
     ]
 
 
-def test_pipeline(scale: tuple[int, int]) -> list:
+def test_pipeline(scale: tuple[int, int], reduce_zero_label: bool = False) -> list:
     return [
         dict(type="LoadImageFromFile"),
         dict(type="Resize", scale=scale, keep_ratio=True),
-        dict(type="LoadAnnotations"),
+        _load_annotations(reduce_zero_label),
         dict(type="PackSegInputs"),
     ]
 
@@ -55,7 +62,7 @@ def val_parts(spec: DatasetSpec, data_root: str, scale, num_workers: int = 0) ->
     return dict(
         dataloader=dict(batch_size=1, num_workers=num_workers, persistent_workers=num_workers > 0,
                         sampler=dict(type="DefaultSampler", shuffle=False),
-                        dataset=dataset_config(spec, data_root, "val", test_pipeline(scale))),
+                        dataset=dataset_config(spec, data_root, "val", test_pipeline(scale, spec.reduce_zero_label))),
         evaluator=dict(type="IoUMetric", iou_metrics=["mIoU"]),
     )
 

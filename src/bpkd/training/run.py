@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-import os
+import re
 import shutil
 from pathlib import Path
 
@@ -12,6 +12,8 @@ from ..models.pairs import arch_of
 from ..params import Params
 from ..weights import save_checkpoint
 from .config import data_scale, train_config
+from .launch import cuda as _cuda
+from .launch import init_cpu_process_group, launcher
 from .resume import fingerprint, prepare_work_dir
 
 
@@ -23,45 +25,76 @@ def prepared_info(data_root: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
-def launcher() -> str:
-    """'pytorch' under torchrun (several processes), else 'none'."""
-    return "pytorch" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else "none"
+def _image_hw(params: Params, dataset: str, data_root: str, dry_run: bool) -> tuple[int, int] | None:
+    """Image size of the synthetic set (the size ``prepare`` generated; real datasets
+    use mmseg's ``scale``). A real run needs the prepared record; a dry run falls
+    back to the params ``prepare`` would use."""
+    if not dry_run or (Path(data_root) / "dataset.json").is_file():
+        info = prepared_info(data_root)  # a real run fails here if `prepare` has not run
+        if dataset == "synthetic" and info.get("image_hw"):
+            return tuple(info["image_hw"])
+        return None
+    if dataset == "synthetic":
+        s = params.synthetic()
+        return s.height, s.width
+    return None
 
 
-def run_config(params: Params, dataset: str, pair: str, role: str, *, work_dir: str, log_dir: str):
+def _backbone_init_cfg(arch: str, dry_run: bool) -> dict:
+    """The ImageNet initialisation of mmseg's config, fetched through our verified
+    downloader (mmengine's own loader would download unverified, with no timeout).
+    A dry run downloads nothing: it shows the init_cfg pointing where the file will be."""
+    from ..weights import registry
+    from ..weights.resolve import WEIGHTS_DIR, backbone_init_cfg
+
+    if not dry_run:
+        return backbone_init_cfg(arch)
+    entry = registry.backbone(arch)
+    # Same destination as bpkd.weights.resolve.fetch.
+    cfg = dict(type="Pretrained", checkpoint=str(Path(WEIGHTS_DIR) / "downloads" / entry.filename))
+    if entry.prefix:
+        cfg["prefix"] = entry.prefix
+    return cfg
+
+
+def _norm_and_wrapper(cfg, nproc: int, cuda: bool, wrapper: str = "MMDistributedDataParallel") -> None:
+    """Process group backend and DDP wrapper for ``nproc`` processes."""
+    cfg.env_cfg.dist_cfg.backend = "nccl" if cuda else "gloo"
+    if nproc > 1:
+        # mmengine's default wrapper pins device_ids=[LOCAL_RANK], which DDP refuses for
+        # a CPU module; on CPU the wrapper gets device_ids=None.
+        cfg.model_wrapper_cfg = dict(type=wrapper, broadcast_buffers=False, find_unused_parameters=False,
+                                     **({} if cuda else dict(device_ids=None)))
+
+
+def run_config(params: Params, dataset: str, pair: str, role: str, *, work_dir: str, log_dir: str,
+               dry_run: bool = False, cuda: bool | None = None):
     """Config of the run that trains ``role`` ('teacher', 'baseline' or a method) of
-    ``pair`` on ``dataset``."""
+    ``pair`` on ``dataset``.
+
+    ``dry_run``: resolve without the prepared dataset on disk and without downloading
+    the ImageNet backbone. ``cuda``: resolve for GPUs (SyncBN, NCCL) or CPU; default:
+    this machine.
+    """
     spec = specs.get(dataset)
     settings = params.train["teacher" if role == "teacher" else "student"]
+    cuda = _cuda() if cuda is None else cuda
     data_root = f"data/prepared/{dataset}"
-    info = prepared_info(data_root)
-    scale = data_scale(spec, tuple(info["image_hw"]) if info.get("image_hw") else None)
+    scale = data_scale(spec, _image_hw(params, dataset, data_root, dry_run))
     crop = settings.crop or spec.crop
-    sync_bn = launcher() == "pytorch" and _cuda()
+    # SyncBN across processes as mmseg's configs; torch has no SyncBN on CPU.
+    sync_bn = settings.nproc > 1 and cuda
     student_role = "teacher" if role == "teacher" else "student"
     arch = arch_of(pair, student_role)
     model = model_config(arch, spec.num_classes, crop, sync_bn=sync_bn,
                          test_mode=spec.test_mode, slide_stride=spec.slide_stride, ignore_index=spec.ignore_index)
     if settings.pretrained_backbone:
-        # The ImageNet initialisation of mmseg's config, fetched through our verified
-        # downloader (mmengine's own loader would download unverified, with no timeout).
-        from ..weights.resolve import backbone_init_cfg
-
         model.pretrained = None
-        model.backbone.init_cfg = backbone_init_cfg(arch)
+        model.backbone.init_cfg = _backbone_init_cfg(arch, dry_run)
     cfg = train_config(model=model.to_dict(), spec=spec, data_root=data_root, settings=settings, crop=crop,
-                       scale=scale, work_dir=work_dir, log_dir=log_dir, launcher=launcher())
-    if _cuda():
-        cfg.env_cfg.dist_cfg.backend = "nccl"
-    else:
-        cfg.env_cfg.dist_cfg.backend = "gloo"
+                       scale=scale, work_dir=work_dir, log_dir=log_dir, launcher=launcher(settings.nproc))
+    _norm_and_wrapper(cfg, settings.nproc, cuda)
     return cfg
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def train_and_export(cfg, out: str | Path, meta: dict) -> dict:
@@ -82,13 +115,20 @@ def train_and_export(cfg, out: str | Path, meta: dict) -> dict:
     if resuming:  # DVCLive continues the step log instead of starting it again
         for backend in cfg.visualizer.vis_backends:
             backend["init_kwargs"] = dict(backend.get("init_kwargs") or {}, resume=True)
+    if cfg.launcher == "pytorch" and cfg.env_cfg.dist_cfg.backend == "gloo":
+        init_cpu_process_group()
     runner = Runner.from_cfg(cfg)
     runner.train()
-    model = runner.model.module if hasattr(runner.model, "module") else runner.model
-    segmentor = getattr(model, "student", model)
     from mmengine.dist import is_main_process
+    from mmengine.model import is_model_wrapper
 
-    if is_main_process():
+    def unwrap(m):
+        return m.module if is_model_wrapper(m) else m
+
+    # A distiller under MMSeparateDistributedDataParallel has its student wrapped too.
+    model = unwrap(runner.model)
+    segmentor = unwrap(getattr(model, "student", model))
+    if is_main_process():  # one writer of the exported file (DVCLive logs: mmengine's master_only)
         save_checkpoint(segmentor.state_dict(), out, meta=dict(meta, iters=runner.iter))
         # The run is complete and exported: its resumable work dir is no longer needed.
         shutil.rmtree(cfg.work_dir, ignore_errors=True)
@@ -96,14 +136,21 @@ def train_and_export(cfg, out: str | Path, meta: dict) -> dict:
 
 
 def distill_config(params: Params, dataset: str, pair: str, method: str, method_params: dict,
-                   teacher_checkpoint: str, *, work_dir: str, log_dir: str):
+                   teacher_checkpoint: str, *, work_dir: str, log_dir: str, dry_run: bool = False,
+                   cuda: bool | None = None):
     """Config of a distillation run: the baseline's config with the segmentor replaced
     by a :class:`~bpkd.distill.distiller.SegDistiller` around student and teacher."""
-    cfg = run_config(params, dataset, pair, method, work_dir=work_dir, log_dir=log_dir)
+    cuda = _cuda() if cuda is None else cuda
+    cfg = run_config(params, dataset, pair, method, work_dir=work_dir, log_dir=log_dir, dry_run=dry_run, cuda=cuda)
     spec = specs.get(dataset)
+    nproc = params.train["student"].nproc
+    # The distiller has its own train_step (teacher pass, method loss, discriminator
+    # step), which MMDistributedDataParallel would bypass; mmengine's wrapper for such
+    # models wraps each trainable submodule in DDP and calls the model's train_step.
+    _norm_and_wrapper(cfg, nproc, cuda, wrapper="MMSeparateDistributedDataParallel")
     student = cfg.model.to_dict()
     teacher = model_config(arch_of(pair, "teacher"), spec.num_classes, tuple(student["data_preprocessor"]["size"]),
-                           sync_bn=launcher() == "pytorch" and _cuda(), test_mode=spec.test_mode,
+                           sync_bn=nproc > 1 and cuda, test_mode=spec.test_mode,
                            slide_stride=spec.slide_stride, ignore_index=spec.ignore_index).to_dict()
     cfg.model = dict(type="SegDistiller", student=student, teacher=teacher, teacher_checkpoint=teacher_checkpoint,
                      method=method, method_params=method_params)
@@ -118,3 +165,30 @@ def distill_config(params: Params, dataset: str, pair: str, method: str, method_
         # Poly LR for the student; the discriminator keeps a constant LR (CIRKD benchmark).
         cfg.param_scheduler = dict(student=cfg.param_scheduler, discriminator=[])
     return cfg
+
+
+def describe(cfg, nproc: int) -> str:
+    """The resolved config of a run (``--dry-run``): a summary of the numbers that
+    define the protocol, then mmengine's full config text."""
+    model = cfg.model.get("student", cfg.model)
+    train = cfg.train_dataloader
+    crop = next((t["crop_size"] for t in train.dataset.pipeline if t["type"] == "RandomCrop"), None)
+    opt = cfg.optim_wrapper.get("optimizer") or cfg.optim_wrapper.student.optimizer
+    sched = cfg.param_scheduler if isinstance(cfg.param_scheduler, list) else cfg.param_scheduler["student"]
+    norms = sorted({m.group(1) for m in re.finditer(r"norm_cfg=dict\([^)]*type='(\w+)'", cfg.pretty_text)})
+    what = (f"SegDistiller(method={cfg.model.method}, teacher={cfg.model.teacher_checkpoint}) student "
+            if "student" in cfg.model else "")
+    lines = [
+        f"# model: {what}{model['type']} / {model['backbone']['type']}; backbone init: "
+        f"{model['backbone'].get('init_cfg') or model.get('pretrained') or 'random (from scratch)'}",
+        f"# iterations: {cfg.train_cfg.max_iters} (val every {cfg.train_cfg.val_interval})",
+        f"# crop (h, w): {tuple(crop)}; batch: {train.batch_size} per process x {nproc} process(es) "
+        f"= {train.batch_size * nproc}",
+        f"# optimizer: {opt['type']} lr={opt['lr']} momentum={opt.get('momentum')} "
+        f"weight_decay={opt.get('weight_decay')}",
+        "# schedule: " + "; ".join(f"{s['type']}(power={s.get('power')}, eta_min={s.get('eta_min')}, "
+                                  f"end={s.get('end')})" for s in sched),
+        f"# test: {dict(model['test_cfg'])}",
+        f"# launcher: {cfg.launcher}; backend: {cfg.env_cfg.dist_cfg.backend}; norm: {', '.join(norms)}",
+    ]
+    return "\n".join(lines) + "\n" + cfg.pretty_text
