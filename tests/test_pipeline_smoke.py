@@ -53,6 +53,24 @@ def test_second_repro_does_nothing_and_ablation_reruns_only_bpkd(smoke_repo):
     assert "up to date" in status.stdout
     exp = run(["dvc", "exp", "run", "-S", "loss.edge_weight=5.0"], smoke_repo)
     ran = sorted(line.split("'")[1] for line in exp.stdout.splitlines() if line.startswith("Running stage"))
-    assert ran == ["distill@synthetic-hrnet_w48_w18s-bpkd", "evaluate@synthetic-hrnet_w48_w18s-bpkd",
-                   "method@bpkd", "report"], ran
+    assert ran == ["curves@synthetic-hrnet_w48_w18s", "distill@synthetic-hrnet_w48_w18s-bpkd",
+                   "evaluate@synthetic-hrnet_w48_w18s-bpkd", "method@bpkd", "qualitative@synthetic-hrnet_w48_w18s",
+                   "report"], ran
     assert yaml.safe_load((smoke_repo / "params.yaml").read_text())["loss"]["edge_weight"] == 5.0
+
+
+def test_readme_block_and_plots_page_show_the_run(smoke_repo):
+    readme = (smoke_repo / "README.md").read_text()
+    block = readme.split("<!-- results:start -->")[1].split("<!-- results:end -->")[0]
+    tables = (smoke_repo / "metrics/tables.md").read_text()
+    rows = [line for line in block.splitlines() if line.startswith("|")]
+    assert rows and rows == [line for line in tables.splitlines() if line.startswith("|")]
+    proc = run(["dvc", "plots", "show", "--out", "plots_html"], smoke_repo)
+    html = (smoke_repo / "plots_html" / "index.html").read_text()
+    expected = [f"metrics/per_class/synthetic/{PAIR}/{m}.json" for m in MODELS]
+    expected += [f"metrics/synthetic/{PAIR}/train/{m}/plots/metrics/decode.loss_ce.tsv" for m in MODELS]
+    expected += [f"metrics/curves/synthetic/{PAIR}/{term}.tsv" for term in ("loss", "decode.loss_ce", "mIoU")]
+    expected += [f"metrics/synthetic/{PAIR}/train/bpkd/plots/metrics/loss_bpkd_edge.tsv",
+                 f"data/qualitative/synthetic/{PAIR}.png"]
+    missing = [path for path in expected if path not in html]
+    assert not missing, (missing, proc.stdout[-2000:])

@@ -49,3 +49,35 @@ def test_readme_without_markers_is_refused_and_left_alone(tmp_path):
     with pytest.raises(MarkersMissing, match="README.md"):
         refresh(readme, "x")
     assert readme.read_text() == "# Title\n"
+
+
+def _step_log(root, run, term, rows):
+    path = root / run / "plots" / "metrics" / f"{term}.tsv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"step\t{term}\n" + "".join(f"{s}\t{v}\n" for s, v in rows))
+
+
+def test_curves_merge_shared_terms_of_all_runs_into_one_long_table(tmp_path):
+    from bpkd.report.curves import collect, write
+
+    _step_log(tmp_path, "teacher", "mIoU", [(400, 40.5), (800, 50.25)])
+    _step_log(tmp_path, "baseline", "mIoU", [(200, 30.0)])
+    _step_log(tmp_path, "bpkd", "mIoU", [(200, 33.0)])
+    _step_log(tmp_path, "bpkd", "loss_bpkd_edge", [(20, 7.0)])  # one run only: not overlaid
+    _step_log(tmp_path, "bpkd", "lr", [(20, 0.01)])  # bookkeeping: left out
+    curves = collect(tmp_path, ["teacher", "baseline", "cwd", "bpkd"])  # cwd has not run yet
+    assert curves == {"mIoU": [(400, "teacher", "40.5"), (800, "teacher", "50.25"), (200, "baseline", "30.0"),
+                               (200, "bpkd", "33.0")]}
+    write(curves, tmp_path / "out")
+    assert (tmp_path / "out" / "mIoU.tsv").read_text().splitlines() == [
+        "step\trun\tmIoU", "400\tteacher\t40.5", "800\tteacher\t50.25", "200\tbaseline\t30.0", "200\tbpkd\t33.0"]
+
+
+def test_curves_refuse_a_step_log_without_its_columns(tmp_path):
+    from bpkd.report.curves import collect
+
+    path = tmp_path / "baseline" / "plots" / "metrics" / "mIoU.tsv"
+    path.parent.mkdir(parents=True)
+    path.write_text("iteration\tmiou\n1\t2\n")
+    with pytest.raises(ValueError, match="mIoU.tsv: expected a DVCLive step log"):
+        collect(tmp_path, ["baseline"])

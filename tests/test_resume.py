@@ -53,7 +53,9 @@ def test_killed_training_resumes_from_its_checkpoint_and_matches_an_uninterrupte
     out = killed / f"data/models/synthetic/{PAIR}/baseline.pth"
     assert not out.exists()  # nothing exported by the killed run
 
+    t0 = time.monotonic()
     resumed = run(["dvc", "repro", STAGE], killed)
+    print(f"killed after iteration {done_at} of {ITERS}; the resumed stage took {time.monotonic() - t0:.1f} s")
     log = resumed.stdout + resumed.stderr
     assert f"Advance dataloader {done_at} steps" in log, log[-3000:]
     assert not (killed / f"data/work/synthetic/{PAIR}/baseline").exists()  # cleaned once exported
@@ -66,7 +68,9 @@ def test_killed_training_resumes_from_its_checkpoint_and_matches_an_uninterrupte
 
     straight = copy_repo(tmp_path / "straight")
     _longer_smoke(straight)
+    t0 = time.monotonic()
     run(["dvc", "repro", STAGE], straight)
+    print(f"an uninterrupted run of the stage took {time.monotonic() - t0:.1f} s")
     a = load_checkpoint(out)["state_dict"]
     b = load_checkpoint(straight / f"data/models/synthetic/{PAIR}/baseline.pth")["state_dict"]
     assert a.keys() == b.keys()

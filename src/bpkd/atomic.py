@@ -24,6 +24,10 @@ def atomic_path(target: str | os.PathLike, is_dir: bool = False) -> Iterator[Pat
     prefix = f".{target.name}.tmp-"
     if is_dir:
         tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
+        # mkdtemp makes it private (0700); the renamed output gets the usual mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)
     else:
         fd, name = tempfile.mkstemp(prefix=prefix, dir=target.parent)
         os.close(fd)

@@ -26,7 +26,7 @@ def collect(train_dir: str | Path, runs: list[str]) -> dict[str, list[tuple[int,
     for run in runs:
         for tsv in sorted((Path(train_dir) / run / "plots" / "metrics").glob("*.tsv")):
             term = tsv.stem
-            if term in SKIPPED_TERMS:
+            if term in SKIPPED_TERMS or term.endswith(".lr"):  # per-optimiser lr of a distiller
                 continue
             with open(tsv, newline="") as f:
                 reader = csv.DictReader(f, delimiter="\t")
