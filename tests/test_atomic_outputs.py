@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from bpkd.atomic import atomic_path, write_json
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 
 # Runs a stage script with every atomic write after the first `skip` ones paused
 # just before its rename.
@@ -112,7 +112,8 @@ def test_sigkill_half_way_keeps_previous_output(tmp_path, is_dir):
     if is_dir:
         assert [p.name for p in target.iterdir()] == ["a.json"]
     # What a kill leaves is one hidden temporary sibling, never the target itself.
-    assert all(name.startswith(f".{target.name}.tmp-") for name in _leftovers(tmp_path))
+    (leftover,) = _leftovers(tmp_path)
+    assert leftover.startswith(f".{target.name}.tmp-")
 
 
 def _stage_dir(tmp_path: Path) -> Path:

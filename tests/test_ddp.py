@@ -106,8 +106,9 @@ def test_stage_relaunches_under_torchrun_and_matches_one_process(tmp_path):
                    env=dict(tool_env(), OMP_NUM_THREADS="1"), capture_output=True)
     print(f"2 processes: {t1 - t0:.1f} s; 1 process: {time.monotonic() - t1:.1f} s")
     two, one = (_params(load_checkpoint(repo / f)["state_dict"]) for f in ("two.pth", "one.pth"))
-    init = _params(torch.load(repo / "init1.pth", weights_only=True))
-    assert two.keys() == one.keys() == init.keys()
+    init, init2 = (_params(torch.load(repo / f, weights_only=True)) for f in ("init1.pth", "init2.pth"))
+    assert two.keys() == one.keys() == init.keys() == init2.keys()
+    assert all(torch.equal(init[k], init2[k]) for k in init)  # both runs start from the same weights
     diff = max((two[k] - one[k]).abs().max().item() for k in one)
     moved = max((one[k] - init[k]).abs().max().item() for k in one)
     print(f"max |w(2 proc) - w(1 proc)| = {diff:.3g}; max |w - w_init| = {moved:.3g}")

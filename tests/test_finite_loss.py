@@ -1,7 +1,6 @@
 """Numerical faults (issue 6): a non-finite loss stops training with a message naming
 the loss term and the iteration; nothing is exported and the bad iteration is
 neither logged nor checkpointed."""
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -12,8 +11,8 @@ from mmengine.registry import HOOKS
 
 from bpkd import cli
 from bpkd.training.finite_loss_hook import FiniteLossHook, NonFiniteLoss
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _runner(iteration: int, max_iters: int = 400):

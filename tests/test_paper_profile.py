@@ -6,7 +6,6 @@ import copy
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -15,8 +14,8 @@ from mmengine.config import Config
 from bpkd.models.build import mmseg_config_dir
 from bpkd.params import Params
 from bpkd.training.run import distill_config, run_config
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 TREE = yaml.safe_load((REPO / "params.yaml").read_text())
 
 # One pair per dataset; together they cover ResNet, HRNet and MobileNetV2 backbones.

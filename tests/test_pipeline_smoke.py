@@ -59,14 +59,14 @@ def test_second_repro_does_nothing_and_ablation_reruns_only_bpkd(smoke_repo):
     assert yaml.safe_load((smoke_repo / "params.yaml").read_text())["loss"]["edge_weight"] == 5.0
 
 
-def test_readme_block_and_plots_page_show_the_run(smoke_repo):
+def test_readme_block_and_plots_page_show_the_run(smoke_repo, tmp_path):
     readme = (smoke_repo / "README.md").read_text()
     block = readme.split("<!-- results:start -->")[1].split("<!-- results:end -->")[0]
     tables = (smoke_repo / "metrics/tables.md").read_text()
     rows = [line for line in block.splitlines() if line.startswith("|")]
     assert rows and rows == [line for line in tables.splitlines() if line.startswith("|")]
-    proc = run(["dvc", "plots", "show", "--out", "plots_html"], smoke_repo)
-    html = (smoke_repo / "plots_html" / "index.html").read_text()
+    proc = run(["dvc", "plots", "show", "--out", str(tmp_path / "plots")], smoke_repo)
+    html = (tmp_path / "plots" / "index.html").read_text()
     expected = [f"metrics/per_class/synthetic/{PAIR}/{m}.json" for m in MODELS]
     expected += [f"metrics/synthetic/{PAIR}/train/{m}/plots/metrics/decode.loss_ce.tsv" for m in MODELS]
     expected += [f"metrics/curves/synthetic/{PAIR}/{term}.tsv" for term in ("loss", "decode.loss_ce", "mIoU")]

@@ -15,11 +15,12 @@ import scipy.io
 import yaml
 
 from bpkd.datasets import specs
-from bpkd.datasets.prepare import RawDataMissing, prepare
+from bpkd.datasets.prepare import prepare
+from bpkd.datasets.raw import RawDataMissing
 from bpkd.datasets.validate import DataError
 from bpkd.params import Params
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 H, W = 12, 20
 COUNTS = {"train": 3, "val": 2}
 

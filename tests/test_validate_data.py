@@ -13,8 +13,8 @@ from bpkd.datasets import prepare as prepare_mod
 from bpkd.datasets import specs
 from bpkd.datasets.synthetic import generate
 from bpkd.datasets.validate import DataError, validate_layout
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 SYNTH = specs.get("synthetic")
 
 
