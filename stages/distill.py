@@ -42,15 +42,14 @@ def main():
     teacher = args.teacher or f"data/models/{dataset}/{pair}/teacher.pth"
     work_dir = f"data/work/{dataset}/{pair}/{method}"
     log_dir = args.log_dir or f"metrics/{dataset}/{pair}/train/{method}"
+    # Resolved before relaunching (as in stages/train.py): errors and downloads happen once.
+    cfg = distill_config(p, dataset, pair, method, method_params, teacher, work_dir=work_dir, log_dir=log_dir,
+                         dry_run=args.dry_run)
     if args.dry_run:
         from bpkd.training.run import describe
 
-        cfg = distill_config(p, dataset, pair, method, method_params, teacher, work_dir=work_dir, log_dir=log_dir,
-                             dry_run=True)
         print(describe(cfg, p.train["student"].nproc))
         return
-    # Resolved before relaunching (as in stages/train.py): errors and downloads happen once.
-    cfg = distill_config(p, dataset, pair, method, method_params, teacher, work_dir=work_dir, log_dir=log_dir)
     relaunch(p.train["student"].nproc, f"profiles.{p.profile}.train.nproc")
     train_and_export(cfg, args.out, meta=dict(dataset=dataset, pair=pair, role=method, arch=arch_of(pair, "student")))
 

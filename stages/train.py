@@ -34,35 +34,31 @@ def main():
     dataset, pair = p.check("dataset", args.dataset), p.check("pair", args.pair)
     role = "teacher" if args.role == "teacher" else "student"
     downloaded = args.role == "teacher" and dataset != "synthetic"
-    log_dir = args.log_dir or f"metrics/{dataset}/{pair}/train/{args.role}"
-    if args.dry_run:
-        from bpkd.training.run import describe
+    if downloaded:
+        from bpkd.weights import registry
 
-        if downloaded:
-            from bpkd.weights import registry
-
-            entry = registry.teacher(dataset, pair)
+        entry = registry.teacher(dataset, pair)
+        if args.dry_run:
             print(f"# teacher@{dataset}-{pair} does not train on {dataset}: it downloads {entry.url}\n"
                   f"# (sha256 {entry.sha256}), converts it to {arch_of(pair, role)} and exports it.\n"
                   f"# Below: the config that would train it here, from profiles.{p.profile}.teacher.")
-        cfg = run_config(p, dataset, pair, args.role, work_dir=f"data/work/{dataset}/{pair}/{args.role}",
-                         log_dir=log_dir, dry_run=True)
-        print(describe(cfg, p.train[role].nproc))
-        return
-    if downloaded:
-        from bpkd.atomic import write_json
-        from bpkd.datasets import specs
-        from bpkd.weights import registry
-        from bpkd.weights.resolve import teacher_checkpoint
+        else:
+            from bpkd.atomic import write_json
+            from bpkd.datasets import specs
+            from bpkd.weights.resolve import teacher_checkpoint
 
-        teacher_checkpoint(dataset, pair, out=args.out, num_classes=specs.get(dataset).num_classes)
-        entry = registry.teacher(dataset, pair)
-        write_json(f"{args.log_dir}/source.json", dict(url=entry.url, sha256=entry.sha256))
-        return
+            teacher_checkpoint(dataset, pair, out=args.out, num_classes=specs.get(dataset).num_classes)
+            write_json(f"{args.log_dir}/source.json", dict(url=entry.url, sha256=entry.sha256))
+            return
     # Resolved before relaunching: a missing prepared dataset fails once, and the
     # ImageNet backbone is downloaded once, not by every process.
     cfg = run_config(p, dataset, pair, args.role, work_dir=f"data/work/{dataset}/{pair}/{args.role}",
-                     log_dir=log_dir)
+                     log_dir=args.log_dir or f"metrics/{dataset}/{pair}/train/{args.role}", dry_run=args.dry_run)
+    if args.dry_run:
+        from bpkd.training.run import describe
+
+        print(describe(cfg, p.train[role].nproc))
+        return
     relaunch(p.train[role].nproc, f"profiles.{p.profile}.train.nproc")
     train_and_export(cfg, args.out, meta=dict(dataset=dataset, pair=pair, role=args.role, arch=arch_of(pair, role)))
 

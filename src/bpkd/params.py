@@ -12,11 +12,13 @@ from typing import Any
 
 import yaml
 
+from .errors import UserError
+
 PARAMS_FILE = "params.yaml"
 ROLES = ("teacher", "student")
 
 
-class ParamsError(ValueError):
+class ParamsError(UserError, ValueError):
     """A value in params.yaml is missing or not allowed."""
 
 

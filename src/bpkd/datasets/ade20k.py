@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .raw import Linker, Piece, pair_up, require
+from .raw import Linker, Piece, pair_up
 
 SPLITS = (("train", "training"), ("val", "validation"))
 ROOT = "ADEChallengeData2016"
@@ -24,11 +24,10 @@ PIECES = tuple(Piece(f"{ROOT}/{kind}/{folder}", what, "ADEChallengeData2016.zip"
 
 def convert(raw: Path, out: Path) -> dict:
     """Link the raw files into ``out`` (a fresh temporary folder); returns what
-    ``dataset.json`` records. Raises :class:`~bpkd.datasets.raw.RawDataMissing` or
-    :class:`~bpkd.datasets.validate.DataError` (naming raw files)."""
+    ``dataset.json`` records; raises :class:`~bpkd.datasets.validate.DataError` (naming
+    raw files). ``prepare`` has checked the download's :data:`PIECES` before."""
     from .validate import DataError
 
-    require("ade20k", raw, PIECES)
     link = Linker()
     problems, jobs = [], []
     for _, folder in SPLITS:

@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .raw import Linker, Piece, label_problem, pair_up, parallel, require
+from .raw import Linker, Piece, label_problem, pair_up, parallel
 
 SPLITS = ("train", "val")
 IMG_SUFFIX = "_leftImg8bit.png"
@@ -68,11 +68,10 @@ def _pairs(raw: Path, split: str) -> tuple[list[tuple[str, Path, Path]], list[st
 
 def convert(raw: Path, out: Path) -> dict:
     """Write the prepared layout under ``out`` (a fresh temporary folder); returns what
-    ``dataset.json`` records. Raises :class:`~bpkd.datasets.raw.RawDataMissing` or
-    :class:`~bpkd.datasets.validate.DataError` (naming raw files)."""
+    ``dataset.json`` records; raises :class:`~bpkd.datasets.validate.DataError` (naming
+    raw files). ``prepare`` has checked the download's :data:`PIECES` before."""
     from .validate import DataError
 
-    require("cityscapes", raw, PIECES)
     lut, valid = train_id_table()
     link = Linker()
     problems, jobs = [], []

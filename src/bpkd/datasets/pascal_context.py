@@ -30,7 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .raw import Linker, Piece, label_problem, parallel, require
+from .raw import Linker, Piece, label_problem, parallel
 
 SPLITS = ("train", "val")
 VOC = "VOCdevkit/VOC2010"
@@ -94,11 +94,10 @@ def _read_mat(path: Path) -> np.ndarray:
 
 def convert(raw: Path, out: Path) -> dict:
     """Write the prepared layout under ``out`` (a fresh temporary folder); returns what
-    ``dataset.json`` records. Raises :class:`~bpkd.datasets.raw.RawDataMissing` or
-    :class:`~bpkd.datasets.validate.DataError` (naming raw files)."""
+    ``dataset.json`` records; raises :class:`~bpkd.datasets.validate.DataError` (naming
+    raw files). ``prepare`` has checked the download's :data:`PIECES` before."""
     from .validate import DataError
 
-    require("pascal_context59", raw, PIECES)
     lut, valid = label_table(raw / "labels.txt")
     link = Linker()
     images, mats = raw / VOC / "JPEGImages", raw / "trainval"

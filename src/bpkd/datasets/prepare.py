@@ -11,7 +11,7 @@ from pathlib import Path
 from ..atomic import atomic_path, write_json
 from ..params import Params, ParamsError
 from . import specs
-from .raw import RawDataMissing, require  # noqa: F401  (RawDataMissing: bpkd.cli catches it from here)
+from .raw import require
 from .synthetic import CLASSES, generate
 from .validate import DataError, validate_layout
 

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, TypeVar
 
+from ..errors import UserError
+
 T = TypeVar("T")
 
 
-class RawDataMissing(RuntimeError):
+class RawDataMissing(UserError, RuntimeError):
     """The user has not placed (all of) a real dataset's raw download yet."""
 
 

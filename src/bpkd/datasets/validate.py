@@ -16,13 +16,13 @@ GIL), and the value check is one vectorised comparison per label map.
 """
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from ..errors import UserError
+from .raw import parallel
 from .specs import DatasetSpec
 
 SPLITS = ("train", "val")
@@ -31,7 +31,7 @@ SPLITS = ("train", "val")
 SHOWN = 3
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A dataset has files that mmseg cannot train or evaluate on correctly."""
 
     def __init__(self, problems: list[str], note: str = "") -> None:
@@ -181,10 +181,7 @@ def validate_layout(root: str | Path, spec: DatasetSpec, shown_as: str | Path | 
         counts[split] = len(pairs)
         jobs += [(img, lab, f"{shown}/{img.relative_to(root).as_posix()}",
                   f"{shown}/{lab.relative_to(root).as_posix()}") for img, lab in pairs]
-    # Threads, not processes: cv2 decodes with the GIL released, and nothing is copied.
-    with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
-        for found in pool.map(lambda job: _check_pair(job[0], job[1], spec, job[2], job[3]), jobs):
-            problems += found
+    problems += parallel(lambda job: _check_pair(job[0], job[1], spec, job[2], job[3]), jobs, workers)
     for split, want in (expected or {}).items():
         if counts.get(split) != want:
             prefix = spec.train_prefix if split == "train" else spec.val_prefix
@@ -199,9 +196,6 @@ def validate_layout(root: str | Path, spec: DatasetSpec, shown_as: str | Path | 
 def main() -> None:
     from .. import cli
     from . import specs
-    # Under `python -m` this file runs as __main__, whose DataError is not the class
-    # cli.run catches: use the module's own function.
-    from .validate import validate_layout
 
     ap = cli.parser("Check a dataset in mmseg's layout (every image/label pair) before training on it.")
     ap.add_argument("root", help="the dataset folder (e.g. data/prepared/cityscapes)")

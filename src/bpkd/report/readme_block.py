@@ -9,11 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..atomic import write_text
+from ..errors import UserError
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
-class MarkersMissing(ValueError):
+class MarkersMissing(UserError, ValueError):
     """The README has no results block to refresh."""
 
 

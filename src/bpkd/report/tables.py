@@ -58,8 +58,8 @@ def markdown_table(frame: pd.DataFrame, cols: list[str] = SEED_COLUMNS) -> str:
     return tabulate(shown.values.tolist(), headers=cols, tablefmt="github", disable_numparse=True)
 
 
-def _signed(v) -> str:
-    return MISSING if v is None or pd.isna(v) else f"{v:+.2f}"
+def _number(v, spec: str = ".2f") -> str:
+    return MISSING if v is None or pd.isna(v) else format(v, spec)
 
 
 def gains_table(frame: pd.DataFrame, methods: list[str]) -> str:
@@ -73,9 +73,9 @@ def gains_table(frame: pd.DataFrame, methods: list[str]) -> str:
         for m in methods:
             r = by_model.loc[m]
             miou, macc = r["mIoU(%)"], r["mAcc(%)"]
-            rows.append([pair, r["Methods"], MISSING if miou is None or pd.isna(miou) else f"{miou:.2f}",
-                         _signed(_diff(miou, base)), _signed(_diff(miou, cwd)) if m != "cwd" else "",
-                         _signed(_diff(macc, base_acc))])
+            rows.append([pair, r["Methods"], _number(miou), _number(_diff(miou, base), "+.2f"),
+                         _number(_diff(miou, cwd), "+.2f") if m != "cwd" else "",
+                         _number(_diff(macc, base_acc), "+.2f")])
     headers = ["Pair", "Methods", "mIoU(%)", "Δ mIoU vs S", "Δ mIoU vs CWD", "Δ mAcc vs S"]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 

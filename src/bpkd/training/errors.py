@@ -1,9 +1,10 @@
 """Training errors a user can act on.
 
-Kept apart from the hook that raises them so that ``bpkd.cli`` can catch them
-without importing torch and mmengine (every stage, even ``report``, goes through
-``cli.run``)."""
+Kept apart from the hook that raises them so that they can be imported without
+torch and mmengine."""
+
+from ..errors import UserError
 
 
-class NonFiniteLoss(FloatingPointError):
+class NonFiniteLoss(UserError, FloatingPointError):
     """A loss term became NaN or infinite: training stopped, nothing was exported."""

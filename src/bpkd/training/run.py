@@ -40,23 +40,6 @@ def _image_hw(params: Params, dataset: str, data_root: str, dry_run: bool) -> tu
     return None
 
 
-def _backbone_init_cfg(arch: str, dry_run: bool) -> dict:
-    """The ImageNet initialisation of mmseg's config, fetched through our verified
-    downloader (mmengine's own loader would download unverified, with no timeout).
-    A dry run downloads nothing: it shows the init_cfg pointing where the file will be."""
-    from ..weights import registry
-    from ..weights.resolve import WEIGHTS_DIR, backbone_init_cfg
-
-    if not dry_run:
-        return backbone_init_cfg(arch)
-    entry = registry.backbone(arch)
-    # Same destination as bpkd.weights.resolve.fetch.
-    cfg = dict(type="Pretrained", checkpoint=str(Path(WEIGHTS_DIR) / "downloads" / entry.filename))
-    if entry.prefix:
-        cfg["prefix"] = entry.prefix
-    return cfg
-
-
 def _norm_and_wrapper(cfg, nproc: int, cuda: bool, wrapper: str = "MMDistributedDataParallel") -> None:
     """Process group backend and DDP wrapper for ``nproc`` processes."""
     cfg.env_cfg.dist_cfg.backend = "nccl" if cuda else "gloo"
@@ -90,7 +73,12 @@ def run_config(params: Params, dataset: str, pair: str, role: str, *, work_dir: 
                          test_mode=spec.test_mode, slide_stride=spec.slide_stride, ignore_index=spec.ignore_index)
     if settings.pretrained_backbone:
         model.pretrained = None
-        model.backbone.init_cfg = _backbone_init_cfg(arch, dry_run)
+        # The ImageNet initialisation of mmseg's config, fetched through our verified
+        # downloader (mmengine's own loader would download unverified, with no timeout);
+        # a dry run downloads nothing and shows where the file will be.
+        from ..weights.resolve import backbone_init_cfg
+
+        model.backbone.init_cfg = backbone_init_cfg(arch, fetch_now=not dry_run)
     cfg = train_config(model=model.to_dict(), spec=spec, data_root=data_root, settings=settings, crop=crop,
                        scale=scale, work_dir=work_dir, log_dir=log_dir, launcher=launcher(settings.nproc))
     _norm_and_wrapper(cfg, settings.nproc, cuda)

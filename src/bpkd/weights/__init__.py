@@ -19,9 +19,10 @@ from pathlib import Path
 import torch
 
 from ..atomic import atomic_path
+from ..errors import UserError
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint is missing, unsafe or does not fit the model."""
 
 

@@ -22,10 +22,14 @@ def is_url(source: str) -> bool:
     return str(source).startswith(("http://", "https://"))
 
 
+def download_path(entry: registry.WeightEntry, weights_dir: str | Path = WEIGHTS_DIR) -> Path:
+    """Where :func:`fetch` puts a registry entry."""
+    return Path(weights_dir) / "downloads" / entry.filename
+
+
 def fetch(entry: registry.WeightEntry, weights_dir: str | Path = WEIGHTS_DIR, **kwargs) -> Path:
     """Download a registry entry (verified when it has a hash) into ``weights_dir/downloads``."""
-    dest = Path(weights_dir) / "downloads" / entry.filename
-    return download(entry.url, dest, entry.sha256, mirrors=entry.mirrors, **kwargs)
+    return download(entry.url, download_path(entry, weights_dir), entry.sha256, mirrors=entry.mirrors, **kwargs)
 
 
 def fetch_url(url: str, weights_dir: str | Path = WEIGHTS_DIR, sha256: str | None = None, **kwargs) -> Path:
@@ -69,12 +73,13 @@ def teacher_checkpoint(dataset: str, pair: str, out: str | Path, num_classes: in
     return Path(out)
 
 
-def backbone_init_cfg(arch: str, weights_dir: str | Path = WEIGHTS_DIR, **kwargs) -> dict:
+def backbone_init_cfg(arch: str, weights_dir: str | Path = WEIGHTS_DIR, fetch_now: bool = True, **kwargs) -> dict:
     """Download the ImageNet backbone of ``arch`` and return the mmengine
     ``init_cfg`` that loads it from the local file (set it as the model's
-    ``backbone.init_cfg`` and set ``model.pretrained = None``)."""
+    ``backbone.init_cfg`` and set ``model.pretrained = None``). With
+    ``fetch_now=False`` (a dry run) nothing is downloaded: the path is where it will be."""
     entry = registry.backbone(arch)
-    path = fetch(entry, weights_dir, **kwargs)
+    path = fetch(entry, weights_dir, **kwargs) if fetch_now else download_path(entry, weights_dir)
     cfg = dict(type="Pretrained", checkpoint=str(path))
     if entry.prefix:
         cfg["prefix"] = entry.prefix
