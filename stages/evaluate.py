@@ -32,16 +32,21 @@ def main():
     p = params.load()
     dataset, pair = p.check("dataset", args.dataset), p.check("pair", args.pair)
     model = p.check("released" if args.released else "model", args.model)
-    data_root = f"data/prepared/{dataset}"
-    info = prepared_info(data_root)
-    crop = p.train["student"].crop
     arch = arch_of(pair, "teacher" if model == "teacher" else "student")
     source = args.checkpoint
     if args.released:
-        from bpkd.weights import registry
+        from bpkd.weights import CheckpointError, registry
 
         entry = registry.teacher(dataset, pair) if model == "teacher" else registry.released(dataset, pair, model)
+        if entry.arch and entry.arch != arch:
+            # Checked before any download: the file would not load into this pair's model.
+            raise CheckpointError(f"{entry.url}: the released {model} of {dataset}/{pair} is a {entry.arch} model, "
+                                  f"not the pair's {arch}, so it cannot be evaluated as that pair's {model} "
+                                  f"(bpkd/weights/registry.yaml: {entry.note or 'arch'}); leave it out of `released`")
         source = entry.url
+    data_root = f"data/prepared/{dataset}"
+    info = prepared_info(data_root)
+    crop = p.train["student"].crop
     checkpoint = loadable_checkpoint(source, arch, specs.get(dataset).num_classes, sha256=args.sha256)
     summary, per_class = evaluate(dataset=dataset, arch=arch, checkpoint=str(checkpoint), data_root=data_root,
                                   image_hw=tuple(info["image_hw"]) if info.get("image_hw") else None, crop=crop)

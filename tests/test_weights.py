@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from bpkd.weights import CheckpointError, load_into
 from bpkd.weights import registry
 from bpkd.weights.convert import convert_checkpoint
 from bpkd.weights.download import DownloadError, HashMismatch, NetworkUnavailable, download
 
-from conftest import REPO, tool_env
+from conftest import REPO, run, tool_env
 
 PAYLOAD = os.urandom(300_000)
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -352,8 +353,6 @@ def test_every_architecture_has_its_pretrained_backbone_listed():
 def test_malformed_registry_errors_name_the_key():
     good = registry.load()
     with pytest.raises(registry.RegistryError, match=r"datasets\.ade20k\.isanet_r101_r18\.teacher\.sha256"):
-        import yaml
-
         data = yaml.safe_load(registry.REGISTRY_FILE.read_text())
         data["datasets"]["ade20k"]["isanet_r101_r18"]["teacher"]["sha256"] = "not-hex"
         registry.parse(data)
@@ -362,3 +361,17 @@ def test_malformed_registry_errors_name_the_key():
         del data["datasets"]["cityscapes"]["hrnet_w48_w18s"]
         registry.parse(data)
     assert registry.load() is good
+
+
+def test_released_checkpoint_of_another_architecture_is_refused_before_download(tmp_path):
+    # The seed's Cityscapes PSPNet-R18 baseline is mmseg's R18b model, not the pair's
+    # R18-V1c student: refused with the registry's reason, nothing downloaded or written.
+    tree = yaml.safe_load((REPO / "params.yaml").read_text())
+    tree.update(datasets=["cityscapes"], pairs=["pspnet_r101_r18"], models=["teacher"], released=["baseline"])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
+    proc = run([sys.executable, str(REPO / "stages" / "evaluate.py"), "--released", "--dataset", "cityscapes",
+                "--pair", "pspnet_r101_r18", "--model", "baseline", "--out", "m.json", "--per-class", "c.json"],
+               tmp_path, check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "is a pspnet_r18b model, not the pair's pspnet_r18" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
