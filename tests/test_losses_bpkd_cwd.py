@@ -8,7 +8,7 @@ import torch
 
 from bpkd.distill.losses import PARAM_GROUPS, Recorded, build_method
 from bpkd.distill.losses.base import resize_like
-from bpkd.distill.losses.bpkd import BPKDLoss
+from bpkd.distill.losses.bpkd import EDGE_NORMS, BPKDLoss
 from bpkd.distill.losses.cwd import CWDLoss, channel_wise_divergence
 
 IGN = 255
@@ -99,7 +99,7 @@ def test_bpkd_binary_mask_by_hand():
     s = [[0.3, -1.0, 1.2, 0.4], [0.0, 0.8, -0.5, 2.0]]
     t = [[1.0, 0.5, -0.7, 1.5], [-0.2, 0.1, 0.9, -1.1]]
     tau, alpha = 2.0, 2.0
-    loss = _bpkd(2, tau=tau, edge_width=1)
+    loss = _bpkd(2, edge_tau=tau, body_tau=tau, edge_width=1, edge_norm="per_class")
     out = loss(Recorded(_logits(s)), Recorded(_logits(t)), labels)
     assert set(out) == {"loss_bpkd_edge", "loss_bpkd_body"}
     # edge: per-pixel KL over the 2 classes at pixels 2 and 3 (pixels 0, 1 have all-zero logits: phi = 0)
@@ -114,7 +114,7 @@ def test_bpkd_binary_mask_by_hand():
     assert out["loss_bpkd_body"].item() == pytest.approx(20.0 * l_body, rel=1e-5)
 
     # exclude mode: same edge (both classes kept), body softmax over pixels 0 and 1 only
-    loss = _bpkd(2, tau=tau, edge_width=1, mask_mode="exclude")
+    loss = _bpkd(2, edge_tau=tau, body_tau=tau, edge_width=1, edge_norm="per_class", mask_mode="exclude")
     out = loss(Recorded(_logits(s)), Recorded(_logits(t)), labels)
     assert out["loss_bpkd_edge"].item() == pytest.approx(50.0 * l_edge, rel=1e-5)
     l_body_ex = tau**2 / 2 * sum(_kl(t[c][:2], s[c][:2], tau) for c in range(2))
@@ -135,14 +135,15 @@ def test_bpkd_soft_mask_count_vs_mass_by_hand():
     body_s = [[row[0], row[1], 0.5 * row[2], 0.5 * row[3]] for row in s]
     body_t = [[row[0], row[1], 0.5 * row[2], 0.5 * row[3]] for row in t]
     l_body = sum(_kl(body_t[c], body_s[c], tau) for c in range(2)) / 2
-    for mode, l_edge in (("count", l_count), ("mass", l_mass)):
-        loss = _bpkd(2, tau=tau, edge_width=1, n_c_mode=mode, edge_weight=1.0, body_weight=1.0)
+    for norm, l_edge in (("per_class", l_count), ("per_class_mass", l_mass)):
+        loss = _bpkd(2, edge_tau=tau, body_tau=tau, edge_width=1, edge_norm=norm, edge_weight=1.0, body_weight=1.0)
         out = loss(Recorded(_logits(s)), Recorded(_logits(t)), labels)
         assert out["loss_bpkd_edge"].item() == pytest.approx(l_edge, rel=1e-5)
         assert out["loss_bpkd_body"].item() == pytest.approx(l_body, rel=1e-5)
     # exclude: edge softmax on the raw (not halved) logits, still weighted by M_E = 0.5
     phi_raw = [_kl([t[0][i], t[1][i]], [s[0][i], s[1][i]], tau) for i in (2, 3)]
-    loss = _bpkd(2, tau=tau, edge_width=1, mask_mode="exclude", edge_weight=1.0, body_weight=1.0)
+    loss = _bpkd(2, edge_tau=tau, body_tau=tau, edge_width=1, edge_norm="per_class", mask_mode="exclude",
+                 edge_weight=1.0, body_weight=1.0)
     out = loss(Recorded(_logits(s)), Recorded(_logits(t)), labels)
     assert out["loss_bpkd_edge"].item() == pytest.approx(2 * (alpha / 2) * 0.5 * sum(phi_raw), rel=1e-5)
     l_body_ex = sum(_kl(t[c][:2], s[c][:2], tau) for c in range(2)) / 2
@@ -169,7 +170,7 @@ def test_bpkd_per_class_normalisation_and_exclusion_by_hand():
                for i in range(6)]
     body_mul = sum(_kl([t[c][i] * (1 - masks[c][i]) for i in range(6)],
                        [s[c][i] * (1 - masks[c][i]) for i in range(6)], tau) for c in range(3)) / 3
-    out = _bpkd(3, tau=tau, edge_width=1, edge_weight=1.0, body_weight=1.0)(
+    out = _bpkd(3, edge_tau=tau, body_tau=tau, edge_width=1, edge_norm="per_class", edge_weight=1.0, body_weight=1.0)(
         Recorded(_logits(s)), Recorded(_logits(t)), labels)
     assert out["loss_bpkd_edge"].item() == pytest.approx(edge_loss(phi_mul), rel=1e-5)
     assert out["loss_bpkd_body"].item() == pytest.approx(body_mul, rel=1e-5)
@@ -181,10 +182,70 @@ def test_bpkd_per_class_normalisation_and_exclusion_by_hand():
     body_pos = [(0, 3, 4, 5), (0, 5), (0, 1, 2, 5)]  # positions with M_E == 0 per channel
     body_ex = sum(_kl([t[c][i] for i in body_pos[c]], [s[c][i] for i in body_pos[c]], tau)
                   for c in range(3)) / 3
-    out = _bpkd(3, tau=tau, edge_width=1, edge_weight=1.0, body_weight=1.0, mask_mode="exclude")(
+    out = _bpkd(3, edge_tau=tau, body_tau=tau, edge_width=1, edge_norm="per_class", edge_weight=1.0, body_weight=1.0,
+                mask_mode="exclude")(
         Recorded(_logits(s)), Recorded(_logits(t)), labels)
     assert out["loss_bpkd_edge"].item() == pytest.approx(edge_loss(phi_ex), rel=1e-5)
     assert out["loss_bpkd_body"].item() == pytest.approx(body_ex, rel=1e-5)
+
+
+def test_bpkd_edge_norm_readings_by_hand():
+    # Batch of 2, K = 2, labels 1x12 -> logits 1x3 (stride 4 along the width), r = 1.
+    # Image 0: class 0 in columns 0-6, class 1 in 7-11: the GT band G holds columns 6, 7 in
+    # both channels (4 ones), so M_E = [0, .5, 0] per channel. Image 1: one class, no band.
+    labels = torch.tensor([[[0] * 7 + [1] * 5], [[0] * 12]])
+    s = torch.tensor([[[0.3, -1.0, 1.2], [0.0, 0.8, -0.5]], [[1.0, 2.0, -1.0], [0.5, 0.2, 0.1]]])[:, :, None, :]
+    t = torch.tensor([[[1.0, 0.5, -0.7], [-0.2, 0.1, 0.9]], [[-1.0, 0.3, 0.4], [2.0, -0.6, 0.0]]])[:, :, None, :]
+    tau, alpha = 2.0, 2.0
+    # pre-mask: only logit cell 1 of image 0 keeps (halved) logits; every other cell is all-zero
+    # for both nets, so phi = 0 there (image 1 included)
+    phi = tau**2 * _kl([0.5 * t[0, 0, 0, 1].item(), 0.5 * t[0, 1, 0, 1].item()],
+                       [0.5 * s[0, 0, 0, 1].item(), 0.5 * s[0, 1, 0, 1].item()], tau)
+    total = alpha * 2 * 0.5 * phi  # alpha * sum_{n,c} sum_i phi * M_E
+    expected = {
+        "per_class": total / 1 / 2,        # n_c = 1 cell per class, then 1/N with N = 2
+        "per_class_mass": total / 0.5 / 2,  # n_c = 0.5 mass per class
+        "mask_mass": total / 1.0,          # sum of M_E over the batch: 2 x 0.5
+        "mask_cells": total / 2,           # non-zero mask cells: 1 per channel
+        "frame": total / 6,                # N h w = 2 x 1 x 3
+        "gt_pixels": total / 4,            # ones of G at label resolution (= 4^2/4 x mask_mass here)
+    }
+    assert set(expected) == set(EDGE_NORMS)
+    for norm, value in expected.items():
+        out = _bpkd(2, edge_tau=tau, edge_width=1, edge_norm=norm, edge_weight=1.0)(Recorded(s), Recorded(t), labels)
+        assert out["loss_bpkd_edge"].item() == pytest.approx(value, rel=1e-5), norm
+        # every reading leaves the body term alone
+        assert out["loss_bpkd_body"].item() == pytest.approx(
+            20.0 * channel_wise_divergence(s * (1 - _mask(labels)), t * (1 - _mask(labels)), 4.0).item(), rel=1e-5)
+
+
+def _mask(labels: torch.Tensor) -> torch.Tensor:
+    """M_E of the readings test: 0.5 at logit cell 1 of image 0 in both channels."""
+    m = torch.zeros(2, 2, 1, 3)
+    m[0, :, 0, 1] = 0.5
+    return m
+
+
+def test_bpkd_without_any_edge_is_zero_with_zero_gradient():
+    labels = torch.zeros(2, 8, 8, dtype=torch.long)  # one class: no band anywhere
+    s = torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    t = torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+    for norm in EDGE_NORMS:
+        out = _bpkd(3, edge_norm=norm, body_weight=0.0)(Recorded(s), Recorded(t), labels)
+        assert out["loss_bpkd_edge"].item() == 0.0
+        (grad,) = torch.autograd.grad(out["loss_bpkd_edge"], s)
+        assert torch.equal(grad, torch.zeros_like(grad)), norm
+
+
+def test_edge_and_body_temperatures_are_separate():
+    labels, s, t = _random_case()
+    base = _bpkd(4, edge_tau=4.0, body_tau=4.0)(Recorded(s), Recorded(t), labels)
+    edge1 = _bpkd(4, edge_tau=1.0, body_tau=4.0)(Recorded(s), Recorded(t), labels)
+    body1 = _bpkd(4, edge_tau=4.0, body_tau=1.0)(Recorded(s), Recorded(t), labels)
+    assert edge1["loss_bpkd_body"].item() == base["loss_bpkd_body"].item()
+    assert edge1["loss_bpkd_edge"].item() != pytest.approx(base["loss_bpkd_edge"].item(), rel=1e-3)
+    assert body1["loss_bpkd_edge"].item() == base["loss_bpkd_edge"].item()
+    assert body1["loss_bpkd_body"].item() != pytest.approx(base["loss_bpkd_body"].item(), rel=1e-3)
 
 
 def _random_case(seed: int = 0):
@@ -197,7 +258,8 @@ def _random_case(seed: int = 0):
     return labels, s, t
 
 
-@pytest.mark.parametrize("params", [{}, {"mask_mode": "exclude"}, {"n_c_mode": "mass", "tau": 1.0}])
+@pytest.mark.parametrize("params", [{}, {"mask_mode": "exclude"}, {"edge_norm": "per_class_mass", "edge_tau": 1.0},
+                                    *({"edge_norm": norm} for norm in EDGE_NORMS)])
 def test_identical_teacher_and_student_give_zero(params):
     labels, s, _ = _random_case()
     out = BPKDLoss(params, num_classes=4, **DIMS)(Recorded(s), Recorded(s.clone()), labels)
@@ -209,7 +271,8 @@ def test_identical_teacher_and_student_give_zero(params):
 
 @pytest.mark.parametrize("make", [
     lambda: BPKDLoss({}, num_classes=4, **DIMS),
-    lambda: BPKDLoss({"mask_mode": "exclude", "n_c_mode": "mass"}, num_classes=4, **DIMS),
+    lambda: BPKDLoss({"mask_mode": "exclude", "edge_norm": "per_class_mass"}, num_classes=4, **DIMS),
+    lambda: BPKDLoss({"edge_norm": "mask_cells", "body_tau": 1.0}, num_classes=4, **DIMS),
     lambda: CWDLoss({}, num_classes=4, **DIMS),
 ])
 @pytest.mark.parametrize("teacher_size", [8, 16])
@@ -237,11 +300,11 @@ def test_bpkd_rejects_logits_with_wrong_class_count():
 
 
 def test_defaults_fill_missing_keys():
-    loss = BPKDLoss({"tau": 1}, num_classes=4, **DIMS)
-    assert (loss.tau, loss.edge_weight, loss.body_weight, loss.alpha) == (1.0, 50.0, 20.0, 2.0)
-    assert (loss.edge_width, loss.n_c_mode, loss.mask_mode) == (3, "count", "multiply")
+    loss = BPKDLoss({"edge_tau": 1}, num_classes=4, **DIMS)
+    assert (loss.edge_tau, loss.body_tau, loss.edge_weight, loss.body_weight, loss.alpha) == (1.0, 4.0, 50.0, 20.0, 2.0)
+    assert (loss.edge_width, loss.edge_norm, loss.mask_mode) == (3, "gt_pixels", "multiply")
     full = BPKDLoss(dict(BPKDLoss.DEFAULTS), num_classes=4, **DIMS)
-    assert full.tau == 4.0
+    assert (full.edge_tau, full.body_tau) == (4.0, 4.0)
     assert CWDLoss(None, num_classes=4, **DIMS).weight == 3.0
 
 
@@ -261,9 +324,9 @@ def test_unknown_keys_are_named_with_their_group():
 
 
 @pytest.mark.parametrize("key,value", [
-    ("edge_weight", -1.0), ("body_weight", "20"), ("alpha", None), ("tau", 0), ("tau", -4.0),
+    ("edge_weight", -1.0), ("body_weight", "20"), ("alpha", None), ("edge_tau", 0), ("body_tau", -4.0),
     ("edge_width", 0), ("edge_width", 2.0), ("edge_width", True),
-    ("n_c_mode", "sum"), ("mask_mode", "mask"), ("mask_mode", 1),
+    ("edge_norm", "sum"), ("edge_norm", None), ("mask_mode", "mask"), ("mask_mode", 1),
 ])
 def test_invalid_bpkd_values_name_the_key(key, value):
     with pytest.raises(ValueError, match=rf"loss\.{key}") as err:

@@ -129,7 +129,8 @@ def _edge_bands(y: Tensor, num_classes: int, r: int, ignore_index: int,
 
 def soft_edge_mask(labels: Tensor, num_classes: int, edge_width: int,
                    out_size: Union[int, Sequence[int], torch.Size], ignore_index: int = 255,
-                   *, ignore_is_boundary: bool = False) -> Tensor:
+                   *, ignore_is_boundary: bool = False,
+                   return_band_pixels: bool = False) -> Union[Tensor, tuple[Tensor, Tensor]]:
     """BPKD's per-class soft edge mask ``M_E`` at logit resolution.
 
     Args:
@@ -143,11 +144,17 @@ def soft_edge_mask(labels: Tensor, num_classes: int, edge_width: int,
             True: erosion treats ignore as "not class c", so a class/void transition
             gives a band inside the class (a [reimpl] variant; the paper is silent).
 
+        return_band_pixels: also return the number of ones of the label-resolution
+            band ``G`` (the "GT Mask (1/0)" of the paper's Figure 3, ``K x H x W`` per
+            image), counted before pooling: BPKD's ``gt_pixels`` edge normalisation.
+
     Returns:
         ``(N, K, h, w)`` float32 in ``[0, 1]``: the fraction of each logit cell covered
         by class ``c``'s band ``G_c = clamp(dilate(O_c) - erode(O_c), 0, 1) * valid``
         (``avg_pool2d`` with stride ``H/h`` when divisible, else adaptive avg-pool).
         A pixel of class A next to class B lies in both channels A and B. No gradient.
+        With ``return_band_pixels``: ``(mask, band_pixels)``, the latter ``(N,)`` float32
+        ``sum_{c,p} G[n, c, p]``.
     """
     r = _check_edge_width(edge_width)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
@@ -160,6 +167,8 @@ def soft_edge_mask(labels: Tensor, num_classes: int, edge_width: int,
     with torch.no_grad():
         band = _edge_bands(y, num_classes, r, ignore_index, ignore_is_boundary,
                            _work_dtype(y.device))
+        # Accumulated in fp32 (no fp32 copy of the band): fp16 loses integers above 2048.
+        band_pixels = band.sum(dim=(1, 2, 3), dtype=torch.float32) if return_band_pixels else None
         if (oh, ow) == (h, w):
             mask = band
         elif h % oh == 0 and w % ow == 0:
@@ -167,4 +176,4 @@ def soft_edge_mask(labels: Tensor, num_classes: int, edge_width: int,
         else:
             mask = F.adaptive_avg_pool2d(band, (oh, ow))
         del band
-        return mask.float()
+        return (mask.float(), band_pixels) if return_band_pixels else mask.float()
