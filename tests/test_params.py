@@ -49,7 +49,7 @@ def test_bad_value_names_the_key(key, value, shown):
 
 
 @pytest.mark.parametrize("group,key,value", [
-    ("loss", "edge_weight", -1.0), ("loss", "edge_width", 0), ("loss", "tau", 0.0), ("loss", "edge_wieght", 1.0),
+    ("loss", "edge_weight", -1.0), ("loss", "edge_width", 0), ("loss", "edge_tau", 0.0), ("loss", "edge_norm", "mean"), ("loss", "edge_wieght", 1.0),
     ("cwd", "tau", -4.0), ("cirkd", "pixel_queue_size", 0), ("skds", "pair_patch", 1.5),
 ])
 def test_bad_method_knob_fails_before_training(tmp_path, group, key, value):
