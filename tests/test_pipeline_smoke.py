@@ -51,12 +51,14 @@ def test_second_repro_does_nothing_and_ablation_reruns_only_bpkd(smoke_repo):
     assert "Running stage" not in again.stdout
     status = run(["dvc", "status"], smoke_repo)
     assert "up to date" in status.stdout
-    exp = run(["dvc", "exp", "run", "-S", "loss.edge_weight=5.0"], smoke_repo)
+    # Both BPKD knobs at once: any stage outside BPKD's branch that read either would run.
+    exp = run(["dvc", "exp", "run", "-S", "loss.edge_weight=5.0", "-S", "loss.edge_norm=frame"], smoke_repo)
     ran = sorted(line.split("'")[1] for line in exp.stdout.splitlines() if line.startswith("Running stage"))
     assert ran == ["curves@synthetic-hrnet_w48_w18s", "distill@synthetic-hrnet_w48_w18s-bpkd",
                    "evaluate@synthetic-hrnet_w48_w18s-bpkd", "method@bpkd", "qualitative@synthetic-hrnet_w48_w18s",
                    "report"], ran
-    assert yaml.safe_load((smoke_repo / "params.yaml").read_text())["loss"]["edge_weight"] == 5.0
+    loss = yaml.safe_load((smoke_repo / "params.yaml").read_text())["loss"]
+    assert (loss["edge_weight"], loss["edge_norm"]) == (5.0, "frame")
 
 
 def test_readme_block_and_plots_page_show_the_run(smoke_repo, tmp_path):

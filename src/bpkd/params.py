@@ -92,6 +92,8 @@ class TrainSettings:
     checkpoint_interval: int
     num_workers: int
     seed: int
+    deterministic: bool
+    diff_rank_seed: bool
     nproc: int
     pretrained_backbone: bool
 
@@ -159,7 +161,9 @@ class Params:
             log_interval=_int(self.tree, f"{t}.log_interval"),
             checkpoint_interval=_int(self.tree, f"{t}.checkpoint_interval"),
             num_workers=_int(self.tree, f"{t}.num_workers", minimum=0),
-            seed=_int(self.tree, f"{t}.seed", minimum=0),
+            seed=_int(self.tree, f"{t}.randomness.seed", minimum=0),
+            deterministic=_bool(self.tree, f"{t}.randomness.deterministic"),
+            diff_rank_seed=_bool(self.tree, f"{t}.randomness.diff_rank_seed"),
             nproc=nproc,
             pretrained_backbone=_bool(self.tree, f"{t}.pretrained_backbone"),
         )

@@ -11,7 +11,7 @@ from mmengine.config import Config
 
 from ..datasets.specs import DatasetSpec
 from ..params import TrainSettings
-from . import finite_loss_hook  # noqa: F401  (registers FiniteLossHook, used in train_config)
+from . import finite_loss_hook, rng_state  # noqa: F401  (register FiniteLossHook, RngStateHook)
 
 
 def data_scale(spec: DatasetSpec, image_hw: tuple[int, int] | None) -> tuple[int, int]:
@@ -58,6 +58,10 @@ def test_pipeline(scale: tuple[int, int], reduce_zero_label: bool = False) -> li
     ]
 
 
+# What mmseg's IoUMetric(iou_metrics=["mIoU"]) reports, i.e. what a validation logs.
+VAL_METRICS = ("aAcc", "mIoU", "mAcc")
+
+
 def val_parts(spec: DatasetSpec, data_root: str, scale, num_workers: int = 0) -> dict:
     return dict(
         dataloader=dict(batch_size=1, num_workers=num_workers, persistent_workers=num_workers > 0,
@@ -97,13 +101,16 @@ def train_config(*, model: dict, spec: DatasetSpec, data_root: str, settings: Tr
                             max_keep_ckpts=1, save_last=True),
             sampler_seed=dict(type="DistSamplerSeedHook"),
         ),
-        # Stops at the first NaN/inf loss term, before it is logged or checkpointed.
-        custom_hooks=[dict(type="FiniteLossHook")],
+        # Stops at the first NaN/inf loss term, before it is logged or checkpointed; and keeps
+        # torch's global random state across checkpoints and validation (resume = no kill).
+        custom_hooks=[dict(type="FiniteLossHook"), dict(type="RngStateHook")],
         log_processor=dict(by_epoch=False),
         log_level="INFO",
         env_cfg=dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
                      dist_cfg=dict(backend="nccl")),
-        randomness=dict(seed=settings.seed),
+        # mmengine's own knobs, explicit per profile (params.yaml, README "Reliability").
+        randomness=dict(seed=settings.seed, deterministic=settings.deterministic,
+                        diff_rank_seed=settings.diff_rank_seed),
         visualizer=dict(type="SegLocalVisualizer", name="visualizer",
                         vis_backends=[dict(type="PipelineDVCLiveVisBackend", save_dir=log_dir)]),
         launcher=launcher,

@@ -5,10 +5,19 @@ in the current directory when git has no user signature (the usual state of a CI
 machine), which would re-initialise this repository's ``.dvc``; and DVCLive's own
 defaults (``dvcyaml='dvc.yaml'``, ``save_dvc_exp=True``) would edit the hand-written
 ``dvc.yaml`` and create experiments. This subclass only changes how ``Live`` is
-created; logging itself is mmengine's.
+created, and makes the step log a function of the training alone, since it is a DVC
+output whose md5 must not change when the same stage runs again (or resumes): it
+leaves mmengine's wall-clock timers (``time``, ``data_time``) out (they stay in
+mmengine's text log in the work dir), and rewrites DVCLive's summary ``metrics.json``
+from the step log when the run ends (``bpkd.training.resume.summary_of``).
 """
+import json
+from pathlib import Path
+
 from mmengine.registry import VISBACKENDS
 from mmengine.visualization import DVCLiveVisBackend
+
+WALL_CLOCK = frozenset({"time", "data_time"})
 
 
 @VISBACKENDS.register_module()
@@ -26,3 +35,15 @@ class PipelineDVCLiveVisBackend(DVCLiveVisBackend):
                       cache_images=False, monitor_system=False)
         kwargs.update(self._init_kwargs or {})
         self._dvclive = Live(**kwargs)
+
+    def add_scalar(self, name: str, value, step: int = 0, **kwargs) -> None:
+        if name not in WALL_CLOCK:
+            super().add_scalar(name, value, step, **kwargs)
+
+    def close(self) -> None:
+        super().close()
+        if hasattr(self, "_dvclive"):  # as mmengine's close(): only a backend that logged
+            from .resume import summary_of
+
+            path = Path(self._save_dir) / "metrics.json"
+            path.write_text(json.dumps(summary_of(self._save_dir), indent=4) + "\n")

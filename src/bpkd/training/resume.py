@@ -7,6 +7,12 @@ stage runs again with the same run, mmengine's ``resume=True`` restores model
 ``state_dict``), optimisers, LR schedulers, iteration and message hub from the last
 checkpoint, and ``IterBasedTrainLoop`` skips the batches already seen.
 
+A resumed run also ends with the same step log as an uninterrupted one
+(:func:`trim_step_log`): rows logged after the checkpoint by the killed run are cut
+(they are logged again), and a validation that the checkpoint's iteration was due but
+that did not finish (mmengine saves the checkpoint of iteration k *before* validating
+at k, and resumes *after* k) is run again first (:class:`PendingValidationHook`).
+
 "The same run" is checked, not assumed: a fingerprint of the resolved config, the
 prepared dataset's record and the teacher checkpoint is stored in the work dir, and
 a work dir left by a different run (changed params, retrained teacher) is wiped.
@@ -19,9 +25,11 @@ globals would let a crafted checkpoint call ``getattr`` on anything, so
 """
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -103,3 +111,69 @@ def prepare_work_dir(cfg, run_id: str) -> bool:
     cfg.resume = resume
     cfg.load_from = None  # mmengine then resumes from work_dir/last_checkpoint
     return resume
+
+
+def resumed_iteration(work_dir: str | Path) -> int:
+    """The iteration of the checkpoint a resumed run starts from (``iter_<k>.pth``)."""
+    last = (Path(work_dir) / "last_checkpoint").read_text().strip()
+    found = re.search(r"iter_(\d+)\.pth$", last)
+    if not found:
+        raise ValueError(f"{Path(work_dir) / 'last_checkpoint'}: expected a path ending in iter_<k>.pth, got {last!r}")
+    return int(found.group(1))
+
+
+def _rows(tsv: Path) -> tuple[list[str], list[dict]]:
+    with open(tsv, newline="") as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        return list(reader.fieldnames or []), list(reader)
+
+
+def val_logged(log_dir: str | Path, iteration: int, val_metrics: tuple[str, ...]) -> bool:
+    """Whether every validation metric has its row of ``iteration`` in the step log."""
+    plots = Path(log_dir) / "plots" / "metrics"
+    return all((plots / f"{name}.tsv").is_file()
+               and any(int(r["step"]) == iteration for r in _rows(plots / f"{name}.tsv")[1])
+               for name in val_metrics)
+
+
+def trim_step_log(log_dir: str | Path, iteration: int, val_metrics: tuple[str, ...], rerun_val: bool) -> None:
+    """Cut a DVCLive step log back to what an uninterrupted run had logged when it saved
+    the checkpoint of ``iteration``: rows after ``iteration`` go, and so do the
+    validation rows of ``iteration`` when that validation runs again (``rerun_val``).
+    DVCLive's summary (``metrics.json``) is removed: the backend rewrites it from the
+    rows when the run ends (:func:`summary_of`)."""
+    plots = Path(log_dir) / "plots" / "metrics"
+    for tsv in sorted(plots.glob("*.tsv")) if plots.is_dir() else []:
+        header, rows = _rows(tsv)
+        last = iteration - 1 if rerun_val and tsv.stem in val_metrics else iteration
+        with open(tsv, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=header, delimiter="\t", lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(r for r in rows if int(r["step"]) <= last)
+    (Path(log_dir) / "metrics.json").unlink(missing_ok=True)
+
+
+def summary_of(log_dir: str | Path) -> dict:
+    """DVCLive's summary made from the step log alone: the last value of each metric,
+    keys sorted, and the last step. DVCLive's own summary depends on what the process
+    logged (a resumed one has not logged what came before its checkpoint)."""
+    summary: dict = {}
+    step = 0
+    for tsv in sorted((Path(log_dir) / "plots" / "metrics").glob("*.tsv")):
+        rows = _rows(tsv)[1]
+        if rows:
+            summary[tsv.stem] = float(rows[-1][tsv.stem])
+            step = max(step, max(int(r["step"]) for r in rows))
+    summary["step"] = step
+    return summary
+
+
+@HOOKS.register_module()
+class PendingValidationHook(Hook):
+    """Runs the validation that a resumed run's checkpoint iteration was due (see
+    :func:`trim_step_log`) before training continues."""
+
+    priority = "LOW"
+
+    def before_train(self, runner) -> None:
+        runner.val_loop.run()

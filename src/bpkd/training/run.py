@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -11,10 +12,10 @@ from ..models.build import model_config
 from ..models.pairs import arch_of
 from ..params import Params
 from ..weights import save_checkpoint
-from .config import data_scale, train_config
+from .config import VAL_METRICS, data_scale, train_config
 from .launch import cuda as _cuda
 from .launch import init_cpu_process_group, launcher
-from .resume import fingerprint, prepare_work_dir
+from .resume import fingerprint, prepare_work_dir, resumed_iteration, trim_step_log, val_logged
 
 
 def prepared_info(data_root: str | Path) -> dict:
@@ -100,12 +101,29 @@ def train_and_export(cfg, out: str | Path, meta: dict) -> dict:
     teacher = cfg.model.get("teacher_checkpoint")
     resuming = prepare_work_dir(cfg, fingerprint(cfg, cfg.train_dataloader.dataset.data_root, teacher))
     cfg.custom_hooks = [*cfg.get("custom_hooks", []), dict(type="WeightsOnlyCheckpointHook")]
-    if resuming:  # DVCLive continues the step log instead of starting it again
+    if resuming:  # DVCLive continues the step log, cut back to the checkpoint, instead of restarting it
+        k, loop = resumed_iteration(cfg.work_dir), cfg.train_cfg
         for backend in cfg.visualizer.vis_backends:
             backend["init_kwargs"] = dict(backend.get("init_kwargs") or {}, resume=True)
+            log_dir = backend["save_dir"]
+        rerun_val = (k % loop.val_interval == 0 or k == loop.max_iters) and not val_logged(log_dir, k, VAL_METRICS)
+        if int(os.environ.get("RANK", "0")) == 0:
+            trim_step_log(log_dir, k, VAL_METRICS, rerun_val)
+        if rerun_val:
+            cfg.custom_hooks.append(dict(type="PendingValidationHook"))
     if cfg.launcher == "pytorch" and cfg.env_cfg.dist_cfg.backend == "gloo":
         init_cpu_process_group()
+    deterministic_cuda = bool(cfg.randomness.get("deterministic")) and _cuda()
+    if deterministic_cuda:  # cuBLAS needs it before its first call to be deterministic
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     runner = Runner.from_cfg(cfg)
+    if deterministic_cuda:
+        # mmengine's deterministic mode makes torch raise at the first CUDA op without a
+        # deterministic kernel, and every mmseg head has one (bilinear resize's backward):
+        # warn instead, keeping cuDNN's deterministic kernels everywhere else.
+        import torch
+
+        torch.use_deterministic_algorithms(True, warn_only=True)
     runner.train()
     from mmengine.dist import is_main_process
     from mmengine.model import is_model_wrapper

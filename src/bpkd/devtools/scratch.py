@@ -1,0 +1,45 @@
+"""A scratch git + DVC copy of this repository, to run the pipeline without touching
+the working tree (tests, ``python -m bpkd.devtools.chaos``)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+GIT_ENV = {"GIT_AUTHOR_NAME": "bpkd", "GIT_AUTHOR_EMAIL": "bpkd@localhost", "GIT_COMMITTER_NAME": "bpkd",
+           "GIT_COMMITTER_EMAIL": "bpkd@localhost"}
+
+
+def tool_env() -> dict:
+    """Environment in which `dvc` and `python` are this interpreter's (the .venv)."""
+    env = dict(os.environ, **GIT_ENV)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env=tool_env(), capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def copy_repo(dst: Path, profile: str = "smoke", src: Path = REPO) -> Path:
+    """A fresh git+DVC copy of ``src``'s tracked files (without ``dvc.lock`` and
+    ``metrics/``, which the copy regenerates), with ``profile`` selected."""
+    files = subprocess.run(["git", "ls-files"], cwd=src, capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        if name.startswith(("metrics/", "dvc.lock")):
+            continue
+        target = dst / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src / name, target)
+    params = dst / "params.yaml"
+    params.write_text(params.read_text().replace("profile: demo", f"profile: {profile}", 1))
+    run(["git", "init", "-q"], dst)
+    run(["git", "add", "-A"], dst)
+    run(["git", "commit", "-qm", "copy"], dst)
+    return dst
