@@ -23,7 +23,7 @@ from ..weights import load_into
 from .losses import Recorded, build_method
 
 
-class _HeadRecorder:
+class HeadRecorder:
     """Keeps the last input and output of a module (``decode_head.conv_seg``)."""
 
     def __init__(self, module: nn.Module) -> None:
@@ -68,8 +68,8 @@ class SegDistiller(BaseModel):
                                    student_channels=head_s.conv_seg.in_channels,
                                    teacher_channels=head_t.conv_seg.in_channels,
                                    ignore_index=head_s.ignore_index)
-        self._rec_s = _HeadRecorder(head_s.conv_seg)
-        self._rec_t = _HeadRecorder(head_t.conv_seg)
+        self._rec_s = HeadRecorder(head_s.conv_seg)
+        self._rec_t = HeadRecorder(head_t.conv_seg)
         # Teacher weights are an input, not training state: keep them out of checkpoints.
         self._register_state_dict_hook(_drop_teacher_keys)
 
