@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: venv demo test bench clean-venv
+.PHONY: venv demo test bench loss-scale chaos clean-venv
 
 venv: $(STAMP)
 
@@ -23,6 +23,14 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bpkd.bench.distill
+
+# BPKD's edge-loss readings against CWD (README, "BPKD on the demo"); needs the demo teacher.
+loss-scale: $(STAMP)
+	$(BIN)/python -m bpkd.bench.loss_scale
+
+# Kill-anywhere check of the smoke DAG (README, "Reliability"): ~10 min on 2 cores.
+chaos: $(STAMP)
+	$(BIN)/python -m bpkd.devtools.chaos --kills 6
 
 clean-venv:
 	rm -rf $(VENV)
