@@ -117,3 +117,44 @@ def test_per_class_merges_models_side_by_side_and_refuses_other_classes(tmp_path
     with pytest.raises(ValueError, match="cwd.json: classes"):
         collect(tmp_path, ["teacher", "cwd"])
 
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_static_figures_render_offline_from_the_pages_templates(tmp_path):
+    from pathlib import Path
+
+    from PIL import Image
+
+    from bpkd.report.curves import write
+    from bpkd.report.figures import render
+    from bpkd.report.per_class import write as write_per_class
+
+    charts = tmp_path / "charts"
+    write({"mIoU": [(200, "baseline", "30.0"), (400, "baseline", "41.0"), (200, "bpkd", "33.0"),
+                    (400, "bpkd", "45.5")]}, charts)
+    write_per_class([("road", "baseline", 80.0), ("road", "bpkd", 85.0), ("sky", "baseline", 60.0),
+                     ("sky", "bpkd", 70.0)], charts / "per_class.tsv")
+    grid = tmp_path / "grid.png"
+    Image.new("RGB", (2000, 300), (0, 128, 255)).save(grid)
+    names = render(charts_dir=charts, qualitative=grid, templates_dir=Path(__file__).parents[1] / ".dvc/plots",
+                   out_dir=tmp_path / "fig", dataset="synthetic", pair=PAIR)
+    assert names == ["val_miou.png", "per_class_iou.png", "qualitative.png"]
+    for name in names:
+        data = (tmp_path / "fig" / name).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) < 60_000, (name, len(data))
+    chart = Image.open(tmp_path / "fig" / "val_miou.png")
+    assert chart.width >= 300 and chart.height >= 300 and len(chart.convert("RGB").getcolors(4096)) > 8  # not blank
+    assert Image.open(tmp_path / "fig" / "qualitative.png").size == (960, 144)
+    assert render(charts_dir=tmp_path / "none", qualitative=tmp_path / "none.png",
+                  templates_dir=tmp_path, out_dir=tmp_path / "fig2", dataset="synthetic", pair=PAIR) == []
+
+
+def test_offline_page_template_inlines_vega_and_keeps_dvc_placeholders(tmp_path):
+    from bpkd.report.offline_page import main
+
+    main([str(tmp_path / "offline.html")])
+    html = (tmp_path / "offline.html").read_text()
+    assert html.count("{plot_divs}") == 1 and "{scripts}" not in html  # no CDN script tags from DVC
+    assert "window.vegaEmbed=" in html and "http://" not in html.split("<script>")[0]
+    assert "cdn.jsdelivr" not in html and len(html) > 500_000
