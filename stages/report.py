@@ -1,26 +1,53 @@
 """DVC stage report: regenerate the results tables (one per dataset, the seed
-README's layout, plus each method's gains) from the metrics files, and refresh
-README.md's results block with them."""
+README's layout, plus each method's gains) from the metrics files, render the key
+figures of the plots page as static PNGs (val mIoU curves, per-class IoU, the
+qualitative grid), and refresh README.md's results block with both."""
 from bpkd import cli
 
 ap = cli.parser(__doc__)
 ap.add_argument("--metrics", default="metrics", help="metrics folder to read")
 ap.add_argument("--out", required=True, help="tables (.md)")
 ap.add_argument("--readme", help="also refresh the block between the results markers of this README")
+ap.add_argument("--charts", default="metrics/charts", help="tables of charts@<dataset>-<pair>")
+ap.add_argument("--qualitative", default="data/qualitative", help="grids of qualitative@<dataset>-<pair>")
+ap.add_argument("--templates", default=".dvc/plots", help="DVC plot templates the page uses")
+ap.add_argument("--figures", help="write the static figures into this folder (<dataset>/<pair>/*.png)")
 args = ap.parse_args()
 
 
 def main():
+    from pathlib import Path
+
     from bpkd import params
-    from bpkd.atomic import write_text
+    from bpkd.atomic import atomic_path, write_text
+    from bpkd.report import figures
     from bpkd.report.readme_block import refresh
-    from bpkd.report.tables import render
+    from bpkd.report.tables import DATASET_TITLES, render
 
     p = params.load()
     write_text(args.out, render(args.metrics, p.datasets, p.pairs, p.methods))
+    shown = []
+    if args.figures:
+        with atomic_path(args.figures, is_dir=True) as tmp:
+            for dataset in p.datasets:
+                for pair in p.pairs:
+                    names = figures.render(charts_dir=Path(args.charts, dataset, pair),
+                                           qualitative=Path(args.qualitative, dataset, f"{pair}.png"),
+                                           templates_dir=Path(args.templates), out_dir=tmp / dataset / pair,
+                                           dataset=dataset, pair=pair)
+                    if names:
+                        shown.append((dataset, pair, names))
     if args.readme:
-        refresh(args.readme, render(args.metrics, p.datasets, p.pairs, p.methods, level=3))
+        block = render(args.metrics, p.datasets, p.pairs, p.methods, level=3)
+        if shown:
+            block += "\n#### Figures\n\nThe key charts of `dvc plots show`, rendered offline to PNG by the same stage.\n"
+            for dataset, pair, names in shown:
+                block += (f"\n{DATASET_TITLES.get(dataset, dataset)}, `{pair}`:\n\n"
+                          + figures.markdown(args.figures, dataset, pair, names) + "\n")
+        refresh(args.readme, block)
     print(open(args.out).read())
+    for dataset, pair, names in shown:
+        print(f"{args.figures}/{dataset}/{pair}: {', '.join(names)}")
 
 
 cli.run(main)

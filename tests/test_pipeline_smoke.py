@@ -1,5 +1,11 @@
 """The smoke profile through a real `dvc repro` in a temporary copy of the repo."""
 import json
+import re
+import shutil
+import subprocess
+import tempfile
+
+import pytest
 
 import torch
 import yaml
@@ -54,25 +60,77 @@ def test_second_repro_does_nothing_and_ablation_reruns_only_bpkd(smoke_repo):
     # Both BPKD knobs at once: any stage outside BPKD's branch that read either would run.
     exp = run(["dvc", "exp", "run", "-S", "loss.edge_weight=5.0", "-S", "loss.edge_norm=frame"], smoke_repo)
     ran = sorted(line.split("'")[1] for line in exp.stdout.splitlines() if line.startswith("Running stage"))
-    assert ran == ["curves@synthetic-hrnet_w48_w18s", "distill@synthetic-hrnet_w48_w18s-bpkd",
+    assert ran == ["charts@synthetic-hrnet_w48_w18s", "distill@synthetic-hrnet_w48_w18s-bpkd",
                    "evaluate@synthetic-hrnet_w48_w18s-bpkd", "method@bpkd", "qualitative@synthetic-hrnet_w48_w18s",
                    "report"], ran
     loss = yaml.safe_load((smoke_repo / "params.yaml").read_text())["loss"]
     assert (loss["edge_weight"], loss["edge_norm"]) == (5.0, "frame")
 
 
-def test_readme_block_and_plots_page_show_the_run(smoke_repo, tmp_path):
+def test_readme_block_shows_the_tables_and_the_static_figures(smoke_repo):
     readme = (smoke_repo / "README.md").read_text()
     block = readme.split("<!-- results:start -->")[1].split("<!-- results:end -->")[0]
     tables = (smoke_repo / "metrics/tables.md").read_text()
     rows = [line for line in block.splitlines() if line.startswith("|")]
     assert rows and rows == [line for line in tables.splitlines() if line.startswith("|")]
-    proc = run(["dvc", "plots", "show", "--out", str(tmp_path / "plots")], smoke_repo)
-    html = (tmp_path / "plots" / "index.html").read_text()
-    expected = [f"metrics/per_class/synthetic/{PAIR}/{m}.json" for m in MODELS]
-    expected += [f"metrics/synthetic/{PAIR}/train/{m}/plots/metrics/decode.loss_ce.tsv" for m in MODELS]
-    expected += [f"metrics/curves/synthetic/{PAIR}/{term}.tsv" for term in ("loss", "decode.loss_ce", "mIoU")]
-    expected += [f"metrics/synthetic/{PAIR}/train/bpkd/plots/metrics/loss_bpkd_edge.tsv",
-                 f"data/qualitative/synthetic/{PAIR}.png"]
-    missing = [path for path in expected if path not in html]
-    assert not missing, (missing, proc.stdout[-2000:])
+    embedded = re.findall(r"!\[[^]]*\]\(([^)]+)\)", block)
+    assert embedded == [f"metrics/figures/synthetic/{PAIR}/{n}"
+                        for n in ("val_miou.png", "per_class_iou.png", "qualitative.png")]
+    for path in embedded:
+        data = (smoke_repo / path).read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n") and 2_000 < len(data) < 100_000, (path, len(data))
+
+
+# The page per dataset/pair, in order: charts first (DVC's HTML puts images last).
+CURATED = [(f"metrics/charts/synthetic/{PAIR}/{table}", f"synthetic / {PAIR}: {title}") for table, title in [
+    ("mIoU.tsv", "val mIoU of every model"), ("decode.loss_ce.tsv", "decode-head CE loss of every model"),
+    ("loss.tsv", "total training loss of every model"), ("terms.tsv", "each method's own loss terms"),
+    ("per_class.tsv", "per-class IoU of every model")]]
+QUALITATIVE = f"data/qualitative/synthetic/{PAIR}.png"
+JUNK = re.compile(r"(params\.yaml|metrics\.json|/(time|data_time|iter|lr|[a-z]+\.lr)\.tsv)$")
+
+
+def test_plots_page_is_the_curated_set_without_warnings(smoke_repo):
+    proc = run(["dvc", "plots", "show", "--json"], smoke_repo)
+    assert "WARNING" not in proc.stderr and "ERROR" not in proc.stderr, proc.stderr
+    page = json.loads(proc.stdout)
+    assert not page.get("errors"), page["errors"]
+    ids = list(page["data"])
+    assert not [i for i in ids if JUNK.search(i)]
+    charts = [(i, page["data"][i][0]["content"]["title"]) for i in ids if page["data"][i][0]["type"] == "vega"]
+    assert charts == CURATED
+    assert [i for i in ids if page["data"][i][0]["type"] == "image"] == [QUALITATIVE]
+    terms = {row["method"] for row in page["data"][CURATED[3][0]][0]["content"]["data"]["values"]}
+    assert terms == set(MODELS[2:])  # every method's panel
+    bars = page["data"][CURATED[4][0]][0]["content"]["data"]["values"]
+    assert {row["model"] for row in bars} == set(MODELS) and {row["class"] for row in bars} >= {"road", "car"}
+
+
+def _offline_page(smoke_repo, out):
+    """The page as `make plots` writes it: the offline template generated the way `make venv` does."""
+    run(["python", "-m", "bpkd.report.offline_page", ".dvc/plots/offline.html"], smoke_repo)
+    proc = run(["dvc", "plots", "show", "--html-template", ".dvc/plots/offline.html", "--out", str(out)], smoke_repo)
+    assert "WARNING" not in proc.stderr, proc.stderr
+    return out / "index.html"
+
+
+def test_offline_html_page_needs_no_network(smoke_repo, tmp_path):
+    html = _offline_page(smoke_repo, tmp_path / "plots").read_text()
+    assert "cdn.jsdelivr" not in html and "window.vegaEmbed=" in html
+    assert not re.search(r"<script[^>]*\ssrc=", html)  # nothing fetched: the libraries are inline
+    for _, title in CURATED:
+        assert json.dumps(title)[1:-1] in html, title
+    assert html.count("vegaEmbed('#") == len(CURATED) and f"<p>{QUALITATIVE}</p>" in html
+
+
+@pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")), reason="no chromium")
+def test_offline_html_page_renders_in_headless_chromium(smoke_repo, tmp_path):
+    index = _offline_page(smoke_repo, tmp_path / "plots")
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    with tempfile.TemporaryDirectory() as profile:
+        dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                              "--disable-component-update", "--no-first-run", f"--user-data-dir={profile}",
+                              "--virtual-time-budget=10000", "--dump-dom", index.as_uri()],
+                             capture_output=True, text=True, timeout=120).stdout
+    # vega-embed marks each chart it rendered; it can only have run from the inline bundle.
+    assert dom.count('class="vega-embed') == len(CURATED), dom[:2000]

@@ -63,8 +63,9 @@ def test_curves_merge_shared_terms_of_all_runs_into_one_long_table(tmp_path):
     _step_log(tmp_path, "teacher", "mIoU", [(400, 40.5), (800, 50.25)])
     _step_log(tmp_path, "baseline", "mIoU", [(200, 30.0)])
     _step_log(tmp_path, "bpkd", "mIoU", [(200, 33.0)])
-    _step_log(tmp_path, "bpkd", "loss_bpkd_edge", [(20, 7.0)])  # one run only: not overlaid
+    _step_log(tmp_path, "bpkd", "loss_bpkd_edge", [(20, 7.0)])  # a method's own term: not overlaid
     _step_log(tmp_path, "bpkd", "lr", [(20, 0.01)])  # bookkeeping: left out
+    _step_log(tmp_path, "teacher", "loss", [(20, 2.0)])  # curated, but one run only: not a comparison
     curves = collect(tmp_path, ["teacher", "baseline", "cwd", "bpkd"])  # cwd has not run yet
     assert curves == {"mIoU": [(400, "teacher", "40.5"), (800, "teacher", "50.25"), (200, "baseline", "30.0"),
                                (200, "bpkd", "33.0")]}
@@ -81,3 +82,79 @@ def test_curves_refuse_a_step_log_without_its_columns(tmp_path):
     path.write_text("iteration\tmiou\n1\t2\n")
     with pytest.raises(ValueError, match="mIoU.tsv: expected a DVCLive step log"):
         collect(tmp_path, ["baseline"])
+
+
+def test_method_terms_gather_each_methods_own_loss_terms_only(tmp_path):
+    from bpkd.report.curves import method_terms, write_terms
+
+    _step_log(tmp_path, "bpkd", "loss_bpkd_edge", [(20, 7.0), (40, 5.5)])
+    _step_log(tmp_path, "bpkd", "loss_bpkd_body", [(20, 1.0)])
+    _step_log(tmp_path, "bpkd", "decode.loss_ce", [(20, 2.0)])  # the task loss is overlaid, not a method term
+    _step_log(tmp_path, "cwd", "loss_cwd", [(20, 3.0)])
+    _step_log(tmp_path, "cwd", "time", [(20, 0.1)])
+    rows = method_terms(tmp_path, ["skds", "cwd", "bpkd"])  # skds has not trained yet
+    assert rows == [(20, "cwd", "loss_cwd", "3.0"), (20, "bpkd", "loss_bpkd_body", "1.0"),
+                    (20, "bpkd", "loss_bpkd_edge", "7.0"), (40, "bpkd", "loss_bpkd_edge", "5.5")]
+    write_terms(rows, tmp_path / "terms.tsv")
+    assert (tmp_path / "terms.tsv").read_text().splitlines()[:2] == ["step\tmethod\tterm\tvalue",
+                                                                      "20\tcwd\tloss_cwd\t3.0"]
+
+
+def _per_class(root, model, ious, classes=("road", "sky")):
+    root.mkdir(parents=True, exist_ok=True)
+    (root / f"{model}.json").write_text(json.dumps([{"class": c, "IoU": v, "Acc": 50.0}
+                                                    for c, v in zip(classes, ious)]))
+
+
+def test_per_class_merges_models_side_by_side_and_refuses_other_classes(tmp_path):
+    from bpkd.report.per_class import collect
+
+    _per_class(tmp_path, "teacher", [90.0, 80.5])
+    _per_class(tmp_path, "bpkd", [70.0, 60.0])
+    assert collect(tmp_path, ["teacher", "baseline", "bpkd"]) == [
+        ("road", "teacher", 90.0), ("road", "bpkd", 70.0), ("sky", "teacher", 80.5), ("sky", "bpkd", 60.0)]
+    _per_class(tmp_path, "cwd", [1.0, 2.0], classes=("sky", "road"))
+    with pytest.raises(ValueError, match="cwd.json: classes"):
+        collect(tmp_path, ["teacher", "cwd"])
+
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_static_figures_render_offline_from_the_pages_templates(tmp_path):
+    from pathlib import Path
+
+    from PIL import Image
+
+    from bpkd.report.curves import write
+    from bpkd.report.figures import render
+    from bpkd.report.per_class import write as write_per_class
+
+    charts = tmp_path / "charts"
+    write({"mIoU": [(200, "baseline", "30.0"), (400, "baseline", "41.0"), (200, "bpkd", "33.0"),
+                    (400, "bpkd", "45.5")]}, charts)
+    write_per_class([("road", "baseline", 80.0), ("road", "bpkd", 85.0), ("sky", "baseline", 60.0),
+                     ("sky", "bpkd", 70.0)], charts / "per_class.tsv")
+    grid = tmp_path / "grid.png"
+    Image.new("RGB", (2000, 300), (0, 128, 255)).save(grid)
+    names = render(charts_dir=charts, qualitative=grid, templates_dir=Path(__file__).parents[1] / ".dvc/plots",
+                   out_dir=tmp_path / "fig", dataset="synthetic", pair=PAIR)
+    assert names == ["val_miou.png", "per_class_iou.png", "qualitative.png"]
+    for name in names:
+        data = (tmp_path / "fig" / name).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) < 60_000, (name, len(data))
+    chart = Image.open(tmp_path / "fig" / "val_miou.png")
+    assert chart.width >= 300 and chart.height >= 300 and len(chart.convert("RGB").getcolors(4096)) > 8  # not blank
+    assert Image.open(tmp_path / "fig" / "qualitative.png").size == (960, 144)
+    assert render(charts_dir=tmp_path / "none", qualitative=tmp_path / "none.png",
+                  templates_dir=tmp_path, out_dir=tmp_path / "fig2", dataset="synthetic", pair=PAIR) == []
+
+
+def test_offline_page_template_inlines_vega_and_keeps_dvc_placeholders(tmp_path):
+    from bpkd.report.offline_page import main
+
+    main([str(tmp_path / "offline.html")])
+    html = (tmp_path / "offline.html").read_text()
+    assert html.count("{plot_divs}") == 1 and "{scripts}" not in html  # no CDN script tags from DVC
+    assert "window.vegaEmbed=" in html and "http://" not in html.split("<script>")[0]
+    assert "cdn.jsdelivr" not in html and len(html) > 500_000

@@ -1,49 +1,88 @@
-"""Training curves of every run of one dataset/pair, overlaid: one long table per
-logged term (``step``, ``run``, value), rendered by DVC with the ``overlay``
-template (``.dvc/plots/overlay.json``: one line per run, one dash per revision).
+"""Training curves of every run of one dataset/pair, as the tables the plots page
+draws (``dvc plots show``; templates in ``.dvc/plots/``).
 
 The inputs are the DVCLive step logs the training stages already write
-(``<train_dir>/<run>/plots/metrics/<term>.tsv``); only terms that at least two runs
-log are kept (a method's own loss terms stay in that run's DVCLive plots), and
-bookkeeping columns (timing, lr, iteration) are left out.
+(``<train_dir>/<run>/plots/metrics/<term>.tsv``). Two shapes come out of them:
+
+- a few terms every run logs, overlaid (``step``, ``run``, value: one line per run,
+  ``overlay`` template): val mIoU, the decode head's CE and the total loss. Only
+  these: the page is for reading what distillation did, and DVCLive's own logs keep
+  everything else (timers, lr, iteration counters, accuracies) for whoever needs it;
+- each distillation method's own loss terms (``loss_<method>[_*]``), one long table
+  (``step``, ``method``, ``term``, ``value``) drawn with one panel per method
+  (``terms`` template), because their scales differ by orders of magnitude.
 """
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
-SKIPPED_TERMS = frozenset({"time", "data_time", "iter", "lr", "step"})
+# What the page overlays, in the page's order: the question first (did the student
+# get better?), then what the task loss and the total objective did on the way.
+OVERLAID = ("mIoU", "decode.loss_ce", "loss")
 
 
-def collect(train_dir: str | Path, runs: list[str]) -> dict[str, list[tuple[int, str, str]]]:
-    """``{term: [(step, run, value), ...]}`` for the terms logged by >= 2 of ``runs``.
+def _read_step_log(tsv: Path, term: str) -> list[tuple[int, str]]:
+    with open(tsv, newline="") as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        if not reader.fieldnames or "step" not in reader.fieldnames or term not in reader.fieldnames:
+            raise ValueError(f"{tsv}: expected a DVCLive step log with columns 'step' and {term!r}; "
+                             f"found {reader.fieldnames}")
+        return [(int(r["step"]), r[term]) for r in reader]
+
+
+def collect(train_dir: str | Path, runs: list[str], terms: tuple[str, ...] = OVERLAID
+            ) -> dict[str, list[tuple[int, str, str]]]:
+    """``{term: [(step, run, value), ...]}`` for each of ``terms`` logged by >= 2 of ``runs``.
 
     Runs without a step log yet are skipped (their training has not happened);
     rows keep the runs' order, then the step order of each log.
     """
     curves: dict[str, list[tuple[int, str, str]]] = {}
-    logged_by: dict[str, int] = {}
-    for run in runs:
-        for tsv in sorted((Path(train_dir) / run / "plots" / "metrics").glob("*.tsv")):
-            term = tsv.stem
-            if term in SKIPPED_TERMS or term.endswith(".lr"):  # per-optimiser lr of a distiller
-                continue
-            with open(tsv, newline="") as f:
-                reader = csv.DictReader(f, delimiter="\t")
-                if not reader.fieldnames or "step" not in reader.fieldnames or term not in reader.fieldnames:
-                    raise ValueError(f"{tsv}: expected a DVCLive step log with columns 'step' and {term!r}; "
-                                     f"found {reader.fieldnames}")
-                rows = [(int(r["step"]), run, r[term]) for r in reader]
-            curves.setdefault(term, []).extend(rows)
-            logged_by[term] = logged_by.get(term, 0) + 1
-    return {term: rows for term, rows in curves.items() if logged_by[term] >= 2}
+    for term in terms:
+        rows, logged_by = [], 0
+        for run in runs:
+            tsv = Path(train_dir) / run / "plots" / "metrics" / f"{term}.tsv"
+            if tsv.is_file():
+                rows += [(step, run, value) for step, value in _read_step_log(tsv, term)]
+                logged_by += 1
+        if logged_by >= 2:  # one line is not a comparison
+            curves[term] = rows
+    return curves
+
+
+def method_terms(train_dir: str | Path, methods: list[str]) -> list[tuple[int, str, str, str]]:
+    """``[(step, method, term, value), ...]``: every ``loss_<method>`` / ``loss_<method>_*``
+    term each method logs.
+
+    The prefix is the naming contract of the distillation losses
+    (``bpkd.distill.losses``); the task loss and the total are in the overlaid tables.
+    Methods that have not trained yet are skipped.
+    """
+    rows: list[tuple[int, str, str, str]] = []
+    for method in methods:
+        logs = Path(train_dir) / method / "plots" / "metrics"
+        for tsv in sorted(logs.glob(f"loss_{method}*.tsv")):
+            if tsv.stem != f"loss_{method}" and not tsv.stem.startswith(f"loss_{method}_"):
+                continue  # another method whose name starts with this one's
+            rows += [(step, method, tsv.stem, value) for step, value in _read_step_log(tsv, tsv.stem)]
+    return rows
 
 
 def write(curves: dict[str, list[tuple[int, str, str]]], out_dir: Path) -> None:
-    """One ``<term>.tsv`` per term in ``out_dir`` (which the caller makes atomic)."""
+    """One ``<term>.tsv`` per overlaid term in ``out_dir`` (which the caller makes atomic)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for term, rows in curves.items():
-        with open(out_dir / f"{term}.tsv", "w", newline="") as f:
-            w = csv.writer(f, delimiter="\t", lineterminator="\n")
-            w.writerow(["step", "run", term])
-            w.writerows(rows)
+        _write_tsv(out_dir / f"{term}.tsv", ["step", "run", term], rows)
+
+
+def write_terms(rows: list[tuple[int, str, str, str]], path: Path) -> None:
+    _write_tsv(path, ["step", "method", "term", "value"], rows)
+
+
+def _write_tsv(path: Path, header: list[str], rows) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, delimiter="\t", lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)

@@ -1,0 +1,37 @@
+"""DVC stage charts@<dataset>-<pair>: the tables behind the plots page's charts of
+one dataset/pair. The step logs of teacher, baseline and every distilled student
+are merged per term (val mIoU, decode CE, total loss: one line per run), each
+method's own loss terms are gathered in one table, and every model's per-class IoU
+in another, so `dvc plots show` draws a handful of curated charts per pair instead
+of one per file of every DVCLive log."""
+from bpkd import cli
+
+ap = cli.parser(__doc__)
+ap.add_argument("--dataset", required=True)
+ap.add_argument("--pair", required=True)
+ap.add_argument("--out", required=True,
+                help="folder: <term>.tsv per overlaid term, terms.tsv, per_class.tsv")
+args = ap.parse_args()
+
+
+def main():
+    from bpkd import params
+    from bpkd.atomic import atomic_path
+    from bpkd.report import curves, per_class
+
+    p = params.load()
+    dataset, pair = p.check("dataset", args.dataset), p.check("pair", args.pair)
+    train_dir = f"metrics/{dataset}/{pair}/train"
+    merged = curves.collect(train_dir, list(p.models))
+    terms = curves.method_terms(train_dir, [m for m in p.methods if m in p.models])
+    evaluated = [m for m in ("teacher", "baseline", *p.methods) if m in p.models or m in p.released]
+    classes = per_class.collect(f"metrics/per_class/{dataset}/{pair}", evaluated)
+    with atomic_path(args.out, is_dir=True) as tmp:
+        curves.write(merged, tmp)
+        curves.write_terms(terms, tmp / "terms.tsv")
+        per_class.write(classes, tmp / "per_class.tsv")
+    print(f"{args.out}: {', '.join(merged)} ({len(p.models)} runs), terms.tsv ({len(terms)} rows), "
+          f"per_class.tsv ({len(classes)} rows)")
+
+
+cli.run(main)
