@@ -4,7 +4,7 @@ import hashlib
 
 import yaml
 
-from conftest import copy_repo, run
+from conftest import REPO, copy_repo, run
 
 PAIR = "hrnet_w48_w18s"
 METHODS = ["skds", "ifvd", "cirkd", "cwd", "bpkd"]
@@ -35,3 +35,21 @@ def test_each_distill_stage_run_twice_gives_identical_weights_and_logs(tmp_path)
     # dvc.lock records the md5 of every output, the DVCLive step logs included
     assert (repo / "dvc.lock").read_text() == first_lock
     assert not list((repo / "data").glob("work/**/*.pth"))  # nothing left to resume from
+
+
+def test_stages_pin_torchs_cpu_kernels_from_params(tmp_path):
+    # The same distill stage gave different students with torch's AVX-512 and AVX2 CPU
+    # kernels (the plain training path did not), so the CPU profiles pin one level.
+    import subprocess
+    import sys
+
+    tree = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert {p: tree["profiles"][p]["train"]["cpu_capability"] for p in ("smoke", "demo", "paper")} == \
+        {"smoke": "avx2", "demo": "avx2", "paper": None}
+    for value, expected in (("avx2", "AVX2"), ("default", "DEFAULT")):
+        tree["profiles"]["smoke"]["train"]["cpu_capability"] = value
+        tree["profile"] = "smoke"
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(tree))
+        probe = ("from bpkd import cli; cli.run(lambda: print(__import__('torch').backends.cpu.get_cpu_capability()))")
+        out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == expected

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from .cli import CPU_CAPABILITIES
 from .errors import UserError
 
 PARAMS_FILE = "params.yaml"
@@ -94,6 +95,7 @@ class TrainSettings:
     seed: int
     deterministic: bool
     diff_rank_seed: bool
+    cpu_capability: str | None
     nproc: int
     pretrained_backbone: bool
 
@@ -164,6 +166,7 @@ class Params:
             seed=_int(self.tree, f"{t}.randomness.seed", minimum=0),
             deterministic=_bool(self.tree, f"{t}.randomness.deterministic"),
             diff_rank_seed=_bool(self.tree, f"{t}.randomness.diff_rank_seed"),
+            cpu_capability=_choice(self.tree, f"{t}.cpu_capability", [None, *CPU_CAPABILITIES]),
             nproc=nproc,
             pretrained_backbone=_bool(self.tree, f"{t}.pretrained_backbone"),
         )
