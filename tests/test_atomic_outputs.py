@@ -111,9 +111,14 @@ def test_sigkill_half_way_keeps_previous_output(tmp_path, is_dir):
     assert (target / "a.json" if is_dir else target).read_text() == old
     if is_dir:
         assert [p.name for p in target.iterdir()] == ["a.json"]
-    # What a kill leaves is one hidden temporary sibling, never the target itself.
+    # What a kill leaves is one hidden temporary sibling, never the target itself...
     (leftover,) = _leftovers(tmp_path)
     assert leftover.startswith(f".{target.name}.tmp-")
+    # ...and the next write of the same target (the stage's rerun) removes it.
+    with atomic_path(target, is_dir=is_dir) as tmp:
+        (Path(tmp) / "a.json" if is_dir else Path(tmp)).write_text('{"rerun": true}\n')
+    assert (target / "a.json" if is_dir else target).read_text() == '{"rerun": true}\n'
+    assert _leftovers(tmp_path) == []
 
 
 def _stage_dir(tmp_path: Path) -> Path:

@@ -22,6 +22,7 @@ def atomic_path(target: str | os.PathLike, is_dir: bool = False) -> Iterator[Pat
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{target.name}.tmp-"
+    _remove_stale(target)
     if is_dir:
         tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
         # mkdtemp makes it private (0700); the renamed output gets the usual mode.
@@ -49,6 +50,18 @@ def atomic_path(target: str | os.PathLike, is_dir: bool = False) -> Iterator[Pat
         else:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def _remove_stale(target: Path) -> None:
+    """Remove what a writer of ``target`` killed mid-write left behind (its temporary
+    sibling, or the previous version moved aside): a stage killed by SIGKILL cannot
+    clean up, and its next run, which writes the same target, is the one that can.
+    DVC runs one stage per output at a time, so no live writer owns these."""
+    for stale in [*target.parent.glob(f".{target.name}.tmp-*"), *target.parent.glob(f".{target.name}.old-*")]:
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
 
 
 def write_text(target: str | os.PathLike, text: str) -> None:

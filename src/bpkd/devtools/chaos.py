@@ -6,12 +6,13 @@ kill, ends exactly where an uninterrupted run ends.
 Two scratch copies of the repository (``profile`` selected): ``straight`` runs
 ``dvc repro`` once; ``chaos`` runs ``dvc repro`` and is SIGKILLed (the whole process
 group: DVC and the stage it runs), then ``dvc repro`` again, ``--kills`` times, then
-once to the end. Most kills land at a seeded random delay after a restart; two are
-aimed: one the moment a training checkpoint file appears in a work dir (mid-checkpoint)
-and one the moment a temporary sibling of an exported model appears (mid-export).
-Passes when the final ``dvc.lock`` (every output's md5, step logs included) equals the
-straight run's, every output file listed there has that md5, and no temporary file,
-partial download or work dir is left behind. Prints each kill (moment, stage, what was
+once to the end. The first two kills are aimed: the moment a training checkpoint file
+appears in a work dir (mid-checkpoint) and the moment a temporary sibling of an
+exported model appears (mid-export); the others land at seeded random delays after a
+restart, short enough that work always remains. Passes when every planned kill hit a
+running DAG, the final ``dvc.lock`` (every output's md5, step logs included) equals the
+straight run's, ``dvc status`` is clean, and no temporary file, partial download or
+work dir is left behind. Prints each kill (moment, stage, what was
 on disk), the wall times, and a last JSON line.
 """
 from __future__ import annotations
@@ -93,17 +94,19 @@ def leftovers(repo: Path) -> list[str]:
 
 def check(root: Path, kills: int, seed: int, profile: str) -> dict:
     rng = random.Random(seed)
+    # Both copies first: the same sources, even if the working tree changes meanwhile.
     straight = copy_repo(root / "straight", profile)
+    chaos = copy_repo(root / "chaos", profile)
     t0 = time.monotonic()
     run(["dvc", "repro"], straight)
     t_straight = time.monotonic() - t0
     print(f"uninterrupted dvc repro: {t_straight:.0f} s", flush=True)
 
-    chaos = copy_repo(root / "chaos", profile)
-    # Two aimed kills at seeded positions among the random ones.
-    plan: list[tuple[float | None, str | None]] = [(rng.uniform(2.0, 0.5 * t_straight), None) for _ in range(kills)]
-    for aim in ("checkpoint", "export"):
-        plan[rng.randrange(len(plan))] = (None, aim)
+    # The two aimed kills first (the teacher writes the first checkpoint and export),
+    # then random delays of 0.3-1.0 x T/(kills+1) each: together they stay within the
+    # DAG's run time T, so each kill lands while work remains, spread across stages.
+    plan: list[tuple[float | None, str | None]] = [(None, "checkpoint"), (None, "export")]
+    plan += [(rng.uniform(0.3, 1.0) * t_straight / (kills + 1), None) for _ in range(kills - 2)]
     events = []
     t0 = time.monotonic()
     for i, (delay, aim) in enumerate(plan, 1):
@@ -129,8 +132,8 @@ def check(root: Path, kills: int, seed: int, profile: str) -> dict:
         lock_identical=lock_a == lock_b, outputs=len(outs_a), differing_outputs=differing,
         leftovers=leftovers(chaos), dvc_status_clean="up to date" in status,
         seconds=dict(straight=round(t_straight), chaos=round(t_chaos)), events=events)
-    result["passed"] = (result["lock_identical"] and not differing and not result["leftovers"]
-                        and result["dvc_status_clean"])
+    result["passed"] = (result["kills"] == len(plan) and result["lock_identical"] and not differing
+                        and not result["leftovers"] and result["dvc_status_clean"])
     return result
 
 
