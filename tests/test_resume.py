@@ -92,3 +92,9 @@ def test_a_work_dir_of_another_run_is_wiped_not_resumed(tmp_path):
     assert prepare_work_dir(cfg, "run-a") is True and cfg.resume is True
     assert prepare_work_dir(cfg, "run-b") is False and cfg.resume is False  # params changed
     assert not (tmp_path / "work" / "iter_4.pth").exists()
+    # killed between mmengine's removal of the old checkpoint and its save of the new one:
+    # last_checkpoint names a file that is gone; start over instead of failing to load it
+    (tmp_path / "work" / "last_checkpoint").write_text(str(tmp_path / "work" / "iter_2.pth"))
+    (tmp_path / "work" / "iter_4.pth").write_bytes(b"partial")
+    assert prepare_work_dir(cfg, "run-b") is False and cfg.resume is False
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["run_fingerprint.txt"]

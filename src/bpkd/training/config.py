@@ -97,8 +97,11 @@ def train_config(*, model: dict, spec: DatasetSpec, data_root: str, settings: Tr
             timer=dict(type="IterTimerHook"),
             logger=dict(type="LoggerHook", interval=settings.log_interval, log_metric_by_epoch=False),
             param_scheduler=dict(type="ParamSchedulerHook"),
+            # Two kept, not one: mmengine deletes the oldest checkpoint *before* writing the
+            # new one and pointing last_checkpoint at it, so with one kept a kill in between
+            # leaves last_checkpoint naming a deleted file (found by the kill-anywhere check).
             checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=settings.checkpoint_interval,
-                            max_keep_ckpts=1, save_last=True),
+                            max_keep_ckpts=2, save_last=True),
             sampler_seed=dict(type="DistSamplerSeedHook"),
         ),
         # Stops at the first NaN/inf loss term, before it is logged or checkpointed; and keeps

@@ -102,7 +102,11 @@ def prepare_work_dir(cfg, run_id: str) -> bool:
     work = Path(cfg.work_dir)
     stamp = work / FINGERPRINT
     same_run = stamp.is_file() and stamp.read_text().strip() == run_id
-    resume = same_run and (work / "last_checkpoint").is_file()
+    last = work / "last_checkpoint"
+    # mmengine writes last_checkpoint once the checkpoint it names is complete; a name
+    # whose file is gone cannot be resumed (start over rather than fail).
+    resume = same_run and last.is_file() and Path(last.read_text().strip()).is_file()
+    same_run = same_run and (resume or not last.is_file())
     if int(os.environ.get("RANK", "0")) == 0:
         if not same_run and work.exists():
             shutil.rmtree(work)  # another run's (or an unidentified) state: never resume it
