@@ -8,8 +8,9 @@ defaults (``dvcyaml='dvc.yaml'``, ``save_dvc_exp=True``) would edit the hand-wri
 created, and makes the step log a function of the training alone, since it is a DVC
 output whose md5 must not change when the same stage runs again (or resumes): it
 leaves mmengine's wall-clock timers (``time``, ``data_time``) out (they stay in
-mmengine's text log in the work dir), and rewrites DVCLive's summary ``metrics.json``
-from the step log when the run ends (``bpkd.training.resume.summary_of``).
+mmengine's text log in the work dir), logs the config as an uninterrupted run has it
+(without the resume switches a resumed run sets), and rewrites DVCLive's summary
+``metrics.json`` from the step log when the run ends (``bpkd.training.resume.summary_of``).
 """
 import json
 from pathlib import Path
@@ -35,6 +36,17 @@ class PipelineDVCLiveVisBackend(DVCLiveVisBackend):
                       cache_images=False, monitor_system=False)
         kwargs.update(self._init_kwargs or {})
         self._dvclive = Live(**kwargs)
+
+    def add_config(self, config, **kwargs) -> None:
+        from mmengine.config import Config
+
+        plain = config.to_dict()
+        plain["resume"] = False
+        for backend in plain.get("visualizer", {}).get("vis_backends", []):
+            (backend.get("init_kwargs") or {}).pop("resume", None)
+            if backend.get("init_kwargs") == {}:
+                del backend["init_kwargs"]
+        super().add_config(Config(plain), **kwargs)
 
     def add_scalar(self, name: str, value, step: int = 0, **kwargs) -> None:
         if name not in WALL_CLOCK:
