@@ -22,7 +22,9 @@ MODELS = ["teacher", "baseline", "skds", "ifvd", "cirkd", "cwd", "bpkd"]
 def test_every_model_is_trained_evaluated_and_reported(smoke_repo):
     for model in MODELS:
         metrics = json.loads((smoke_repo / f"metrics/eval/synthetic/{PAIR}/{model}.json").read_text())
-        assert set(metrics) == {"mIoU", "mAcc", "aAcc", "mIoU_edge", "mIoU_body", "mBF"}
+        assert set(metrics) == {"mIoU", "mAcc", "aAcc", "mIoU_edge", "mIoU_body", "mBF", "edge_radius_px"}
+        # 3 px at the paper's resolution on the smoke profile's 64x128 scenes: 0.1875 -> at least 1
+        assert metrics.pop("edge_radius_px") == 1
         assert all(0.0 <= v <= 100.0 for v in metrics.values()), (model, metrics)
         per_class = json.loads((smoke_repo / f"metrics/per_class/synthetic/{PAIR}/{model}.json").read_text())
         assert [row["class"] for row in per_class][:3] == ["road", "sidewalk", "building"]
@@ -31,6 +33,7 @@ def test_every_model_is_trained_evaluated_and_reported(smoke_repo):
         assert f"| {label}" in tables
     baseline = json.loads((smoke_repo / f"metrics/eval/synthetic/{PAIR}/baseline.json").read_text())
     assert f"{baseline['mIoU']:.2f}" in tables
+    assert "evaluation edge band of radius 1 px: 3 px at the paper's resolution" in tables
 
 
 def test_distillation_logs_each_loss_term_finite(smoke_repo):

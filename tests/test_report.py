@@ -9,11 +9,11 @@ from bpkd.report.tables import render
 PAIR = "hrnet_w48_w18s"
 
 
-def _metrics(root, model, miou, macc):
+def _metrics(root, model, miou, macc, radius=3):
     path = root / "eval" / "synthetic" / PAIR / f"{model}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"mIoU": miou, "mAcc": macc, "aAcc": 90.0, "mIoU_edge": miou - 20,
-                                "mIoU_body": miou + 5, "mBF": 33.333}))
+                                "mIoU_body": miou + 5, "mBF": 33.333, "edge_radius_px": radius}))
 
 
 def test_tables_show_missing_runs_and_gains_over_baseline_and_cwd(tmp_path):
@@ -32,6 +32,14 @@ def test_tables_show_missing_runs_and_gains_over_baseline_and_cwd(tmp_path):
     assert [c.strip() for c in boundary.strip("|").split("|")] == ["BPKD(Ours)", "43.50", "23.50", "48.50", "33.33"]
     skds = next(line for line in lines if line.startswith(f"| {PAIR}") and "SKDS" in line)
     assert [c.strip() for c in skds.strip("|").split("|")][2:] == ["—", "—", "—", "—"]  # never run
+    assert "Boundaries (evaluation edge band of radius 3 px; BF" in text
+
+
+def test_boundary_caption_names_the_band_the_evaluations_drew(tmp_path):
+    for model in ("teacher", "baseline", "cwd"):
+        _metrics(tmp_path, model, 40.0, 50.0, radius=1)
+    text = render(tmp_path, ["synthetic"], [PAIR], ["cwd"])
+    assert "Boundaries (evaluation edge band of radius 1 px: 3 px at the paper's resolution; BF" in text
 
 
 def test_readme_block_is_replaced_between_markers_only(tmp_path):

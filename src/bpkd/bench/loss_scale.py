@@ -22,8 +22,12 @@ is the demo's trained teacher of the pair (``dvc repro teacher@synthetic-<pair>`
 run first when it is missing): a PSPNet R101 teacher cannot be trained here, so the
 paper-like geometry uses the same pair at the paper's image size.
 
-It also measures the share of logit cells that the ``edge_width`` band touches in
-each geometry (a cell with any class's ``M_E > 0``).
+The band radius ``edge_width`` is read at the paper's resolution
+(:mod:`bpkd.distill.band_radius`): the demo geometry draws it converted to its images
+(1 px for r = 3 on 256x512 scenes), as the distill stage does; the paper-like geometry
+stands in for the paper's 512x1024 crops and draws r unconverted. It also measures the
+share of logit cells that the band touches in each geometry (a cell with any class's
+``M_E > 0``).
 
 The rule that picks the default reading (stated before any mIoU was looked at):
 the reference range is ``[min, max]`` of the CWD ratios over the four conditions,
@@ -211,6 +215,7 @@ def main(argv=None) -> int:
     from tabulate import tabulate
 
     from ..datasets import specs
+    from ..distill.band_radius import method_at_image_scale
     from ..distill.losses.bpkd import EDGE_NORMS, BPKDLoss
     from ..params import Params
 
@@ -223,6 +228,9 @@ def main(argv=None) -> int:
     params = Params(dict(tree, profile="demo"))
     loss_params = dict(tree.get("loss") or {})
     default = BPKDLoss(loss_params, num_classes=1, student_channels=0, teacher_channels=0)
+    syn = params.synthetic()
+    demo_params = method_at_image_scale(BPKDLoss, loss_params, (syn.height, syn.width))
+    demo_radius = demo_params["edge_width"]
     teacher = args.teacher or f"data/models/synthetic/{args.pair}/teacher.pth"
     if not Path(teacher).is_file():
         if args.teacher:
@@ -237,17 +245,17 @@ def main(argv=None) -> int:
     paper = _paper_batches(args.batches, args.paper_batch, seed=1)
     model = _Pair(args.pair, teacher, settings.crop or spec.crop, k)
     by_condition: dict[str, dict[str, float]] = {}
-    by_condition["demo, init"] = model.ratios(demo, loss_params)
+    by_condition["demo, init"] = model.ratios(demo, demo_params)
     by_condition["paper, init"] = model.ratios(paper, loss_params)
     model.train_ce(_demo_batches(params, args.train_iters, settings.batch_size, seed=2), settings.lr,
                    settings.momentum, settings.weight_decay)
-    by_condition[f"demo, {args.train_iters} it"] = model.ratios(demo, loss_params)
+    by_condition[f"demo, {args.train_iters} it"] = model.ratios(demo, demo_params)
     by_condition[f"paper, {args.train_iters} it"] = model.ratios(paper, loss_params)
 
     logit_stride = _logit_stride(model, settings.crop or spec.crop)
     share = {
         "demo": band_share(_demo_batches(params, args.share_images // settings.batch_size, settings.batch_size, 3),
-                           k, default.edge_width, logit_stride, spec.ignore_index),
+                           k, demo_radius, logit_stride, spec.ignore_index),
         "paper": band_share(_paper_batches(args.share_images // 4, 4, 3), k, default.edge_width, logit_stride,
                             spec.ignore_index),
     }
@@ -258,13 +266,13 @@ def main(argv=None) -> int:
         rows.append([name, *(f"{r[name]:.2f}" for r in by_condition.values())])
     print(f"\nGradient-norm ratio to the decode CE on the student's parameters; pair {args.pair}, teacher "
           f"{teacher}; loss group: edge {default.edge_weight:g}, body {default.body_weight:g}, alpha "
-          f"{default.alpha:g}, radius {default.edge_width}, edge tau {default.edge_tau:g}, body tau "
+          f"{default.alpha:g}, radius {default.edge_width} (demo: {demo_radius} px), edge tau {default.edge_tau:g}, body tau "
           f"{default.body_tau:g}; mean of {args.batches} batches (demo: {settings.batch_size}x"
-          f"{'x'.join(map(str, settings.crop or spec.crop))} crops of {params.synthetic().height}x"
-          f"{params.synthetic().width} images; paper: {args.paper_batch}x{PAPER_HW[0]}x{PAPER_HW[1]})")
+          f"{'x'.join(map(str, settings.crop or spec.crop))} crops of {syn.height}x"
+          f"{syn.width} images; paper: {args.paper_batch}x{PAPER_HW[0]}x{PAPER_HW[1]})")
     print(tabulate(rows, headers=["term", *by_condition], tablefmt="github"))
-    print(f"\nShare of logit cells (stride {logit_stride}) touched by the radius-{default.edge_width} band: "
-          f"demo {share['demo']:.3f}, paper-like {share['paper']:.3f} (ratio {share['demo'] / share['paper']:.2f})")
+    print(f"\nShare of logit cells (stride {logit_stride}) touched by the band (radius {demo_radius} px on the demo, "
+          f"{default.edge_width} px paper-like): demo {share['demo']:.3f}, paper-like {share['paper']:.3f} (ratio {share['demo'] / share['paper']:.2f})")
     print(f"Rule: {chosen} ({'inside' if inside else 'NONE inside; nearest:'} the CWD range); "
           f"params.yaml default: {default.edge_norm}")
     first = next(iter(by_condition.values()))

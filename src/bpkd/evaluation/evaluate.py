@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..atomic import write_json
 from ..datasets import specs
+from ..distill.band_radius import EVAL_EDGE_RADIUS, band_radius
 from ..models.build import model_config
 from ..training.config import data_scale, val_parts
 from ..weights import load_into
@@ -18,7 +19,8 @@ SUMMARY_KEYS = ("mIoU", "mAcc", "aAcc", "mIoU_edge", "mIoU_body", "mBF")
 
 def evaluate(*, dataset: str, arch: str, checkpoint: str, data_root: str, image_hw=None,
              crop=None) -> tuple[dict, dict]:
-    """Returns ``(summary, per_class)``: summary has :data:`SUMMARY_KEYS`, in %."""
+    """Returns ``(summary, per_class)``: summary has :data:`SUMMARY_KEYS`, in %, and
+    ``edge_radius_px``, the radius of the edge band in px of the evaluated images."""
     from mmengine.config import Config
     from mmengine.runner import Runner
 
@@ -30,7 +32,8 @@ def evaluate(*, dataset: str, arch: str, checkpoint: str, data_root: str, image_
     model = model_config(arch, spec.num_classes, crop or spec.crop, test_mode=spec.test_mode,
                          slide_stride=spec.slide_stride, ignore_index=spec.ignore_index)
     val = val_parts(spec, data_root, scale)
-    val["evaluator"]["type"] = "RegionIoUMetric"
+    radius = band_radius(EVAL_EDGE_RADIUS, image_hw)
+    val["evaluator"].update(type="RegionIoUMetric", edge_width=radius)
     with tempfile.TemporaryDirectory(prefix="bpkd-eval-") as work_dir:
         cfg = Config(dict(default_scope="mmseg", model=model.to_dict(), work_dir=work_dir,
                           test_dataloader=val["dataloader"], test_evaluator=val["evaluator"],
@@ -42,7 +45,7 @@ def evaluate(*, dataset: str, arch: str, checkpoint: str, data_root: str, image_
         load_into(runner.model, checkpoint)
         summary = runner.test()
         per_class = runner.test_evaluator.metrics[0].per_class
-    return {k: round(float(summary[k]), 2) for k in SUMMARY_KEYS}, per_class
+    return {**{k: round(float(summary[k]), 2) for k in SUMMARY_KEYS}, "edge_radius_px": radius}, per_class
 
 
 def write_metrics(summary: dict, per_class: dict, metrics_out: str | Path, per_class_out: str | Path) -> None:

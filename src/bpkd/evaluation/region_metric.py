@@ -3,9 +3,10 @@ boundary F-score, next to mmseg's usual mIoU/mAcc/aAcc.
 
 BPKD's claim is about boundaries, which a whole-image mIoU dilutes. Edge and body
 use the same definition as BPKD's training masks (:func:`bpkd.distill.masks.edge_body_masks`)
-but a fixed evaluation radius (``edge_width``, 3 px by default), never the
-training knob ``loss.edge_width``, so that an ablation of that knob is measured
-with an unchanged ruler. The region mIoUs reuse ``IoUMetric.intersect_and_union``
+but a fixed evaluation radius (``edge_width``; the evaluate stage sets 3 px at the
+paper's resolution, converted to the images' scale by :mod:`bpkd.distill.band_radius`:
+1 px on the demo's 256x512 scenes), never the training knob ``loss.edge_width``, so
+that an ablation of that knob is measured with an unchanged ruler. The region mIoUs reuse ``IoUMetric.intersect_and_union``
 and ``total_area_to_metrics`` on the label map with every pixel outside the region
 set to the ignore index: the same confusion-matrix machinery, only masked.
 

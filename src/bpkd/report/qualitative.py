@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..datasets import specs
+from ..distill.band_radius import EVAL_EDGE_RADIUS, band_radius
 from ..distill.masks import edge_body_masks
 from ..models.build import build_model, model_config
 from ..training.config import data_scale, dataset_config, test_pipeline
@@ -35,7 +36,7 @@ def _titled(tile: np.ndarray, title: str) -> np.ndarray:
 
 
 def render_grid(*, dataset: str, data_root: str, image_hw, crop, models: list[tuple[str, str, str]],
-                indices: list[int], edge_width: int = 3) -> np.ndarray:
+                indices: list[int]) -> np.ndarray:
     """The grid as a BGR image; ``models`` are ``(title, arch, checkpoint)`` columns."""
     from mmseg.registry import DATASETS
     from mmseg.utils import register_all_modules
@@ -45,6 +46,7 @@ def render_grid(*, dataset: str, data_root: str, image_hw, crop, models: list[tu
     register_all_modules(init_default_scope=True)  # transforms resolve in mmseg's scope
 
     spec = specs.get(dataset)
+    edge_width = band_radius(EVAL_EDGE_RADIUS, image_hw)  # the evaluation's band
     ds = DATASETS.build(dataset_config(spec, data_root, "val", test_pipeline(data_scale(spec, image_hw))))
     palette = np.asarray(ds.metainfo["palette"], np.uint8)
     samples = [ds[i % len(ds)] for i in indices]

@@ -42,7 +42,7 @@ def dataset_frame(metrics_dir: Path, dataset: str, pairs: list[str], methods: li
             rows.append({"pair": pair, "model": model, "Methods": label, "FLOPs(G)": c.get("flops_g"),
                          "Parameters(M)": c.get("params_m"), "mIoU(%)": m.get("mIoU"), "mAcc(%)": m.get("mAcc"),
                          "edge mIoU(%)": m.get("mIoU_edge"), "body mIoU(%)": m.get("mIoU_body"),
-                         "BF(%)": m.get("mBF")})
+                         "BF(%)": m.get("mBF"), "edge_radius_px": m.get("edge_radius_px")})
     return pd.DataFrame(rows)
 
 
@@ -80,6 +80,14 @@ def gains_table(frame: pd.DataFrame, methods: list[str]) -> str:
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
+def _band_caption(frame: pd.DataFrame) -> str:
+    """The evaluation edge band as the evaluations recorded it (bpkd.distill.band_radius)."""
+    radii = sorted({int(r) for r in frame["edge_radius_px"] if r is not None and not pd.isna(r)})
+    if not radii or radii == [3]:
+        return "evaluation edge band of radius 3 px"
+    return f"evaluation edge band of radius {' / '.join(map(str, radii))} px: 3 px at the paper's resolution"
+
+
 def _diff(a, b):
     if a is None or b is None or pd.isna(a) or pd.isna(b):
         return None
@@ -97,6 +105,6 @@ def render(metrics_dir: str | Path, datasets: list[str], pairs: list[str], metho
         frame = dataset_frame(metrics_dir, dataset, pairs, methods)
         parts += [f"{h}# {DATASET_TITLES.get(dataset, dataset)}", "", markdown_table(frame), "",
                   "Gains of each distilled student:", "", gains_table(frame, methods), "",
-                  "Boundaries (evaluation edge band of 3 px; BF: boundary F-score, 2 px tolerance):", "",
+                  f"Boundaries ({_band_caption(frame)}; BF: boundary F-score, 2 px tolerance):", "",
                   markdown_table(frame, BOUNDARY_COLUMNS), ""]
     return "\n".join(parts)

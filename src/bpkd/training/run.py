@@ -149,6 +149,17 @@ def distill_config(params: Params, dataset: str, pair: str, method: str, method_
     cuda = _cuda() if cuda is None else cuda
     cfg = run_config(params, dataset, pair, method, work_dir=work_dir, log_dir=log_dir, dry_run=dry_run, cuda=cuda)
     spec = specs.get(dataset)
+    from ..distill.band_radius import method_at_image_scale
+    from ..distill.losses import METHODS
+
+    # Band radii are params at the paper's resolution; the run draws them at the data's.
+    image_hw = _image_hw(params, dataset, f"data/prepared/{dataset}", dry_run)
+    scaled = method_at_image_scale(METHODS[method], method_params, image_hw)
+    changed = {k: v for k, v in scaled.items() if method_params.get(k) != v}
+    if changed:
+        print(f"{METHODS[method].GROUP} radii at the paper's resolution, in px of the {image_hw[0]}x{image_hw[1]} "
+              f"images: {changed} (bpkd.distill.band_radius)", flush=True)
+    method_params = scaled
     nproc = params.train["student"].nproc
     # The distiller has its own train_step (teacher pass, method loss, discriminator
     # step), which MMDistributedDataParallel would bypass; mmengine's wrapper for such
@@ -160,8 +171,6 @@ def distill_config(params: Params, dataset: str, pair: str, method: str, method_
                            slide_stride=spec.slide_stride, ignore_index=spec.ignore_index).to_dict()
     cfg.model = dict(type="SegDistiller", student=student, teacher=teacher, teacher_checkpoint=teacher_checkpoint,
                      method=method, method_params=method_params)
-    from ..distill.losses import METHODS
-
     if METHODS[method].has_discriminator:
         d_lr = float(method_params.get("d_lr", METHODS[method].DEFAULTS["d_lr"]))
         cfg.optim_wrapper = dict(

@@ -77,7 +77,9 @@ class BPKDLoss(DistillLoss):
     Returns ``{"loss_bpkd_edge": edge_weight * L_E, "loss_bpkd_body": body_weight * L_B}``.
 
     Params (group ``loss``): ``edge_weight`` 50, ``body_weight`` 20, ``alpha`` 2 (one
-    alpha for every class), ``edge_width`` 3 (kernel 7): the published values;
+    alpha for every class), ``edge_width`` 3 (kernel 7): the published values, the radius
+    read at the paper's resolution and converted by the distill stage to the data's image
+    scale (:mod:`bpkd.distill.band_radius`: 1 px on the demo's 256x512 scenes);
     ``edge_tau`` 4 and ``body_tau`` 4; ``edge_norm`` (``EDGE_NORMS``; the default is the
     reading chosen by measurement, README "BPKD on the demo"); ``mask_mode``
     ``multiply`` or ``exclude``. Ignore handling is fixed, not a param: ignore/padding
@@ -97,6 +99,8 @@ class BPKDLoss(DistillLoss):
         "mask_mode": "multiply",
     }
     GROUP = "loss"
+    # Params in label pixels at the paper's resolution (bpkd.distill.band_radius).
+    RADII = ("edge_width",)
 
     def __init__(self, params: Optional[Mapping[str, Any]], num_classes: int, student_channels: int,
                  teacher_channels: int, ignore_index: int = 255) -> None:
