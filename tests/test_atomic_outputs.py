@@ -6,7 +6,9 @@ and sleep) after the new content is written to the temporary file and before the
 rename: the latest moment a kill can hit. A bare ``atomic_path`` killed half-way
 through writing covers the earliest one."""
 import json
+import os
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -84,6 +86,23 @@ def test_failure_mid_write_keeps_previous_folder(tmp_path):
             raise OSError("disk full")
     assert [p.name for p in target.iterdir()] == ["a.txt"] and (target / "a.txt").read_text() == "old"
     assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_outputs_get_the_usual_mode(tmp_path, umask):
+    """mkstemp/mkdtemp create 0600/0700; an output gets what open()/mkdir() give under
+    the umask (0644/0755 under 022, 0600/0700 under 077), as dataset.json inside a folder."""
+    old = os.umask(umask)
+    try:
+        write_json(tmp_path / "m.json", {"mIoU": 1.0})
+        with atomic_path(tmp_path / "prepared", is_dir=True) as tmp:
+            write_json(tmp / "dataset.json", {"dataset": "x"})
+    finally:
+        os.umask(old)
+    want_file, want_dir = {0o022: (0o644, 0o755), 0o077: (0o600, 0o700)}[umask]
+    assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == want_file
+    assert stat.S_IMODE((tmp_path / "prepared" / "dataset.json").stat().st_mode) == want_file
+    assert stat.S_IMODE((tmp_path / "prepared").stat().st_mode) == want_dir
 
 
 @pytest.mark.parametrize("is_dir", [False, True])

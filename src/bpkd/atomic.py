@@ -25,14 +25,15 @@ def atomic_path(target: str | os.PathLike, is_dir: bool = False) -> Iterator[Pat
     _remove_stale(target)
     if is_dir:
         tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
-        # mkdtemp makes it private (0700); the renamed output gets the usual mode.
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)
     else:
         fd, name = tempfile.mkstemp(prefix=prefix, dir=target.parent)
         os.close(fd)
         tmp = Path(name)
+    # mkdtemp/mkstemp make it private (0700/0600), and a writer that opens the existing
+    # file keeps that mode: give the output the mode a plain mkdir/open would have.
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod((0o777 if is_dir else 0o666) & ~umask)
     try:
         yield tmp
         if is_dir and target.exists():
