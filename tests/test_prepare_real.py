@@ -63,9 +63,9 @@ def _load(dataset: str, root: Path, split: str):
 
 CITY_NAMES = {"train": ["aachen/aachen_000000_000019", "aachen/aachen_000001_000019", "bochum/bochum_000000_000313"],
               "val": ["frankfurt/frankfurt_000000_000294", "lindau/lindau_000000_000019"]}
-# labelIds -> trainIds of a few cityscapes classes: unlabeled, road, car, license plate (-1 in
-# the table, 255 in a uint8 file), rectification border
-CITY_IDS = {0: 255, 7: 0, 26: 13, 255: 255, 2: 255}
+# labelIds -> trainIds of a few cityscapes classes: unlabeled, road, car, out of roi,
+# rectification border (license plate, id -1, is never drawn into a labelIds map)
+CITY_IDS = {0: 255, 7: 0, 26: 13, 3: 255, 2: 255}
 
 
 def _cityscapes(raw: Path) -> Path:
@@ -142,6 +142,39 @@ def test_cityscapes_label_ids_become_train_ids(tmp_path):
     img = "leftImg8bit/train/aachen/aachen_000000_000019_leftImg8bit.png"
     assert (out / img).stat().st_ino == (raw / img).stat().st_ino  # linked, not copied
     assert not list(out.rglob("*_gtFine_labelIds.png")) and list(out.rglob("*.json")) == [out / "dataset.json"]
+
+
+def test_cityscapes_label_ids_up_to_18_only_are_converted(tmp_path):
+    """A labelIds map holding no id above 18 (no sky, car, person...) is still a valid
+    one (a crop, a view filled by building): converted, not rejected."""
+    raw = _cityscapes(tmp_path / "raw")
+    name = CITY_NAMES["val"][1]
+    ids = np.full((H, W), 11, np.uint8)  # building
+    ids[0, :], ids[-2:, :] = 7, 1  # road, ego vehicle
+    _png(raw / "gtFine" / "val" / f"{name}_gtFine_labelIds.png", ids)
+    out = tmp_path / "prepared" / "cityscapes"
+    prepare(_params("cityscapes", raw), "cityscapes", out)
+    want = np.full((H, W), 2, np.uint8)  # trainIds: building 2, road 0, ego vehicle ignored
+    want[0, :], want[-2:, :] = 0, 255
+    got = cv2.imread(str(out / "gtFine" / "val" / f"{name}_gtFine_labelTrainIds.png"), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(got, want)
+
+
+def test_cityscapes_train_ids_under_the_label_ids_name_are_rejected(tmp_path):
+    raw = _cityscapes(tmp_path / "raw")
+    lab = raw / "gtFine" / "train" / f"{CITY_NAMES['train'][2]}_gtFine_labelIds.png"
+    train_ids = np.zeros((H, W), np.uint8)  # road 0, car 13, ignored 255: a labelTrainIds map
+    train_ids[:, :5] = 13
+    train_ids[5, 7:] = 255
+    _png(lab, train_ids)
+    out = tmp_path / "prepared" / "cityscapes"
+    with pytest.raises(DataError) as err:
+        prepare(_params("cityscapes", raw), "cityscapes", out)
+    assert err.value.problems == [
+        f"{lab}: value 255 (first at row 5, column 7); expected cityscapesscripts' label ids 0..33; no labelIds "
+        "map holds 255, the ignore value of _gtFine_labelTrainIds.png maps: is it a labelTrainIds map saved "
+        "under the labelIds name?"]
+    assert list(out.parent.iterdir()) == []
 
 
 def test_ade20k_is_linked_as_is(tmp_path):

@@ -12,6 +12,17 @@ id -> trainId table is cityscapesscripts' own (``helpers.labels``, the table its
 ``createTrainIdLabelImgs`` uses); applying it to the ``labelIds`` maps gives the same
 maps as rasterising the polygon json files, without the json path and in a fraction
 of the time. The test split has no public labels and is left out.
+
+What is accepted as a ``labelIds`` map: every value an id of that table, 0..33. Its
+one negative id (license plate, -1) is never drawn (``json2labelImg`` skips polygons
+of negative id), so no labelIds map holds 255, while a ``labelTrainIds`` map holds 255
+wherever no training class is drawn: its background and every void class (ego
+vehicle, rectification border and out of roi, along the frame edges). A map holding
+255 is therefore rejected as a trainIds map saved under the labelIds name. A map
+whose values all lie in 0..18 is accepted: each is a valid id, and a genuine frame
+may hold only those (a crop, a view filled by road, building and void), whereas a
+trainIds map of a frame without 255 would need every pixel to be one of the 19
+training classes.
 """
 from __future__ import annotations
 
@@ -37,18 +48,19 @@ PIECES = tuple(Piece(f"{folder}/{split}", f"{what}, <city>/<name>{suffix}", down
 def train_id_table() -> tuple[np.ndarray, np.ndarray]:
     """(lookup id -> trainId over uint8 values, which uint8 values are valid ids).
 
-    Ids come from cityscapesscripts' label table. The one negative id (license plate,
-    -1) reaches a uint8 ``labelIds`` file as 255; it is ignored in training like every
-    class whose trainId is 255 or -1.
+    Ids come from cityscapesscripts' label table; its negative id (license plate, -1)
+    is never drawn into a labelIds map, so it is no valid value (255 is a trainIds
+    map's). Classes whose trainId is 255 or -1 are ignored in training (255).
     """
     from cityscapesscripts.helpers.labels import labels
 
     lut = np.full(256, 255, np.uint8)
     valid = np.zeros(256, bool)
     for label in labels:
-        value = label.id % 256
-        valid[value] = True
-        lut[value] = label.trainId if 0 <= label.trainId < 255 else 255
+        if label.id < 0:
+            continue
+        valid[label.id] = True
+        lut[label.id] = label.trainId if 0 <= label.trainId < 255 else 255
     return lut, valid
 
 
@@ -93,8 +105,15 @@ def convert(raw: Path, out: Path) -> dict:
             return [f"{lab}: {ids.dtype} map with {1 if ids.ndim == 2 else ids.shape[2]} channel(s); expected "
                     f"cityscapes' single-channel 8-bit {RAW_LABEL_SUFFIX} "
                     "(not the _color.png or _instanceIds.png file)"]
-        problems = label_problem(lab, ids, ~valid[ids], "label id(s)", "ids of cityscapesscripts' label "
-                                 "table (0..33)", img, IMG_SUFFIX)
+        ignored = ids == 255
+        if ignored.any():
+            problems = label_problem(
+                lab, ids, ignored, "value", f"cityscapesscripts' label ids 0..33; no labelIds map holds 255, "
+                f"the ignore value of {LABEL_SUFFIX} maps: is it a labelTrainIds map saved under the "
+                "labelIds name?", img, IMG_SUFFIX)
+        else:
+            problems = label_problem(lab, ids, ~valid[ids], "label id(s)", "ids of cityscapesscripts' label "
+                                     "table (0..33)", img, IMG_SUFFIX)
         if problems:
             return problems
         lab_out.parent.mkdir(parents=True, exist_ok=True)
