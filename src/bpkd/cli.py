@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import sys
+import warnings
 from typing import Callable
 
 # The x86 instruction-set levels torch's own CPU kernels can be pinned to (its
@@ -40,11 +43,37 @@ def pin_cpu_kernels(params_file: str = "params.yaml") -> str | None:
     return None
 
 
+# What onedl-mmsegmentation prints (``print_log`` with no logger is a bare print, its
+# DEBUG level ignored) when its optional OneDL plug-in is absent: once from
+# mmseg.datasets, once from mmseg.datasets.transforms.
+ONEDL_NOTICE = "Could not import OneDL"
+# mmcv-lite's UserWarning at import of mmcv.cnn.bricks.transformer: that op is compiled
+# (full mmcv only) and no model here uses it.
+MSDA_WARNING = r"Fail to import ``MultiScaleDeformableAttention`` from ``mmcv\.ops\.multi_scale_deform_attn``"
+
+
+def quiet_library_noise() -> None:
+    """Drop the two import-time messages of mmseg/mmcv-lite that concern no user of the
+    pipeline, and nothing else: the OneDL notice line, by importing mmseg.datasets (the
+    only module printing it) with stdout captured and every other line passed on; the
+    MultiScaleDeformableAttention warning, by a filter on its exact message and module."""
+    warnings.filterwarnings("ignore", message=MSDA_WARNING, category=UserWarning,
+                            module=r"mmcv\.cnn\.bricks\.transformer\Z")
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(captured):
+            import mmseg.datasets  # noqa: F401  (imports mmseg.datasets.transforms too)
+    finally:
+        sys.stdout.write("".join(line for line in captured.getvalue().splitlines(keepends=True)
+                                 if line.rstrip("\n") != ONEDL_NOTICE))
+
+
 def run(main: Callable[[], None]) -> None:
     """Run a stage; a known user error prints one clear line and exits 2 (no traceback)."""
     from .errors import UserError
 
-    pin_cpu_kernels()
+    pin_cpu_kernels()  # before torch loads: quiet_library_noise imports it
+    quiet_library_noise()
     try:
         main()
     except (UserError, FileNotFoundError) as e:
