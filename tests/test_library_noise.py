@@ -47,3 +47,14 @@ def test_library_import_noise_is_dropped_and_nothing_else(tmp_path):
     assert ONEDL not in out + err and MSDA not in out + err, out + err
     assert out == "stage output\n"
     assert "UserWarning: a warning of the stage's own" in err
+
+
+def test_a_stage_that_never_imports_mmseg_does_not_load_it(tmp_path):
+    code = textwrap.dedent("""
+        import sys
+        from bpkd import cli
+
+        cli.run(lambda: print("mmseg loaded:", "mmseg" in sys.modules, "torch loaded:", "torch" in sys.modules))
+    """)
+    out, _ = _run(code, tmp_path)
+    assert out == "mmseg loaded: False torch loaded: False\n"

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.abc
+import importlib.util
 import io
 import os
 import sys
@@ -52,27 +54,49 @@ ONEDL_NOTICE = "Could not import OneDL"
 MSDA_WARNING = r"Fail to import ``MultiScaleDeformableAttention`` from ``mmcv\.ops\.multi_scale_deform_attn``"
 
 
+class _QuietOneDLImport(importlib.abc.MetaPathFinder):
+    """Imports ``mmseg.datasets`` (the only module printing the OneDL notice; it imports
+    mmseg.datasets.transforms, the second one) with stdout captured, and passes every
+    captured line on except that notice. A finder, so that a stage that never imports
+    mmseg pays nothing."""
+
+    def find_spec(self, name, path, target=None):
+        if name != "mmseg.datasets":
+            return None
+        sys.meta_path.remove(self)  # once, and without finding itself again
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        run_module = spec.loader.exec_module
+
+        def exec_module(module):
+            captured = io.StringIO()
+            try:
+                with contextlib.redirect_stdout(captured):
+                    run_module(module)
+            finally:
+                sys.stdout.write("".join(line for line in captured.getvalue().splitlines(keepends=True)
+                                         if line.rstrip("\n") != ONEDL_NOTICE))
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
 def quiet_library_noise() -> None:
     """Drop the two import-time messages of mmseg/mmcv-lite that concern no user of the
-    pipeline, and nothing else: the OneDL notice line, by importing mmseg.datasets (the
-    only module printing it) with stdout captured and every other line passed on; the
-    MultiScaleDeformableAttention warning, by a filter on its exact message and module."""
+    pipeline, and nothing else: the OneDL notice line (:class:`_QuietOneDLImport`) and
+    the MultiScaleDeformableAttention warning, by a filter on its exact message and module."""
     warnings.filterwarnings("ignore", message=MSDA_WARNING, category=UserWarning,
                             module=r"mmcv\.cnn\.bricks\.transformer\Z")
-    captured = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(captured):
-            import mmseg.datasets  # noqa: F401  (imports mmseg.datasets.transforms too)
-    finally:
-        sys.stdout.write("".join(line for line in captured.getvalue().splitlines(keepends=True)
-                                 if line.rstrip("\n") != ONEDL_NOTICE))
+    if "mmseg.datasets" not in sys.modules and not any(isinstance(f, _QuietOneDLImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietOneDLImport())
 
 
 def run(main: Callable[[], None]) -> None:
     """Run a stage; a known user error prints one clear line and exits 2 (no traceback)."""
     from .errors import UserError
 
-    pin_cpu_kernels()  # before torch loads: quiet_library_noise imports it
+    pin_cpu_kernels()  # before torch loads
     quiet_library_noise()
     try:
         main()
