@@ -266,13 +266,14 @@ def main(argv=None) -> int:
         rows.append([name, *(f"{r[name]:.2f}" for r in by_condition.values())])
     print(f"\nGradient-norm ratio to the decode CE on the student's parameters; pair {args.pair}, teacher "
           f"{teacher}; loss group: edge {default.edge_weight:g}, body {default.body_weight:g}, alpha "
-          f"{default.alpha:g}, radius {default.edge_width} (demo: {demo_radius} px), edge tau {default.edge_tau:g}, body tau "
-          f"{default.body_tau:g}; mean of {args.batches} batches (demo: {settings.batch_size}x"
+          f"{default.alpha:g}, radius {default.edge_width} (demo: {demo_radius} px), edge tau {default.edge_tau:g}, "
+          f"body tau {default.body_tau:g}; mean of {args.batches} batches (demo: {settings.batch_size}x"
           f"{'x'.join(map(str, settings.crop or spec.crop))} crops of {syn.height}x"
           f"{syn.width} images; paper: {args.paper_batch}x{PAPER_HW[0]}x{PAPER_HW[1]})")
     print(tabulate(rows, headers=["term", *by_condition], tablefmt="github"))
     print(f"\nShare of logit cells (stride {logit_stride}) touched by the band (radius {demo_radius} px on the demo, "
-          f"{default.edge_width} px paper-like): demo {share['demo']:.3f}, paper-like {share['paper']:.3f} (ratio {share['demo'] / share['paper']:.2f})")
+          f"{default.edge_width} px paper-like): demo {share['demo']:.3f}, paper-like {share['paper']:.3f} "
+          f"(ratio {share['demo'] / share['paper']:.2f})")
     print(f"Rule: {chosen} ({'inside' if inside else 'NONE inside; nearest:'} the CWD range); "
           f"params.yaml default: {default.edge_norm}")
     first = next(iter(by_condition.values()))

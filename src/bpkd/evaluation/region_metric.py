@@ -6,9 +6,10 @@ use the same definition as BPKD's training masks (:func:`bpkd.distill.masks.edge
 but a fixed evaluation radius (``edge_width``; the evaluate stage sets 3 px at the
 paper's resolution, converted to the images' scale by :mod:`bpkd.distill.band_radius`:
 1 px on the demo's 256x512 scenes), never the training knob ``loss.edge_width``, so
-that an ablation of that knob is measured with an unchanged ruler. The region mIoUs reuse ``IoUMetric.intersect_and_union``
-and ``total_area_to_metrics`` on the label map with every pixel outside the region
-set to the ignore index: the same confusion-matrix machinery, only masked.
+that an ablation of that knob is measured with an unchanged ruler. The region mIoUs
+reuse ``IoUMetric.intersect_and_union`` and ``total_area_to_metrics`` on the label map
+with every pixel outside the region set to the ignore index: the same confusion-matrix
+machinery, only masked.
 
 Boundary F-score (Csurka et al., "What is a good evaluation measure for semantic
 segmentation?", BMVC 2013): per class, the boundary pixels of the prediction and

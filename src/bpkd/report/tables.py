@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
+from ..distill.band_radius import EVAL_EDGE_RADIUS
 from ..models.pairs import ARCHS, PAIRS
 
 METHOD_LABELS = {"skds": "SKDS", "ifvd": "IFVD", "cirkd": "CIRKD", "cwd": "CWD", "bpkd": "BPKD(Ours)"}
@@ -83,9 +84,10 @@ def gains_table(frame: pd.DataFrame, methods: list[str]) -> str:
 def _band_caption(frame: pd.DataFrame) -> str:
     """The evaluation edge band as the evaluations recorded it (bpkd.distill.band_radius)."""
     radii = sorted({int(r) for r in frame["edge_radius_px"] if r is not None and not pd.isna(r)})
-    if not radii or radii == [3]:
-        return "evaluation edge band of radius 3 px"
-    return f"evaluation edge band of radius {' / '.join(map(str, radii))} px: 3 px at the paper's resolution"
+    if not radii or radii == [EVAL_EDGE_RADIUS]:
+        return f"evaluation edge band of radius {EVAL_EDGE_RADIUS} px"
+    return (f"evaluation edge band of radius {' / '.join(map(str, radii))} px: {EVAL_EDGE_RADIUS} px at the "
+            "paper's resolution")
 
 
 def _diff(a, b):
