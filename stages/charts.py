@@ -1,8 +1,8 @@
 """DVC stage charts@<dataset>-<pair>: the tables behind the plots page's charts of
 one dataset/pair. The step logs of teacher, baseline and every distilled student
-are merged per term (val mIoU, decode CE, total loss: one line per run), each
-method's own loss terms are gathered in one table, and every model's per-class IoU
-in another, so `dvc plots show` draws a handful of curated charts per pair instead
+(the first seed's) are merged per term (val mIoU, decode CE, total loss: one line
+per run), each method's own loss terms are gathered in one table, and every
+model's per-class IoU in another, so `dvc plots show` draws a handful of curated charts per pair instead
 of one per file of every DVCLive log."""
 from bpkd import cli
 
@@ -15,22 +15,24 @@ args = ap.parse_args()
 
 
 def main():
-    from bpkd import params
+    from bpkd import layout, params
     from bpkd.atomic import atomic_path
     from bpkd.report import curves, per_class
 
     p = params.load()
     dataset, pair = p.check("dataset", args.dataset), p.check("pair", args.pair)
-    train_dir = f"metrics/{dataset}/{pair}/train"
-    merged = curves.collect(train_dir, list(p.models))
-    terms = curves.method_terms(train_dir, [m for m in p.methods if m in p.models])
-    evaluated = [m for m in ("teacher", "baseline", *p.methods) if m in p.models or m in p.released]
-    classes = per_class.collect(f"metrics/per_class/{dataset}/{pair}", evaluated)
+    seed = p.seeds[0]  # the page draws one run of each model: the first seed's students
+    runs = {m: layout.train_log(dataset, pair, m, None if m == "teacher" else seed) for m in ("teacher", *p.models)}
+    merged = curves.collect(runs)
+    terms = curves.method_terms({m: runs[m] for m in p.methods if m in p.models})
+    evaluated = {m: layout.per_class_json(dataset, pair, m, seed if m in p.models else None)
+                 for m in ("teacher", "baseline", *p.methods) if m in ("teacher", *p.models, *p.released)}
+    classes = per_class.collect(evaluated)
     with atomic_path(args.out, is_dir=True) as tmp:
         curves.write(merged, tmp)
         curves.write_terms(terms, tmp / "terms.tsv")
         per_class.write(classes, tmp / "per_class.tsv")
-    print(f"{args.out}: {', '.join(merged)} ({len(p.models)} runs), terms.tsv ({len(terms)} rows), "
+    print(f"{args.out}: {', '.join(merged)} ({len(runs)} runs, seed {seed}), terms.tsv ({len(terms)} rows), "
           f"per_class.tsv ({len(classes)} rows)")
 
 

@@ -10,6 +10,7 @@ ap.add_argument("--pair", required=True)
 ap.add_argument("--method", required=True)
 ap.add_argument("--method-params", help="resolved params from method@<method> (.json); with --dry-run, "
                                         "default: the method's params group resolved from params.yaml")
+ap.add_argument("--seed", type=int, help="the student's seed, one of params.yaml's `seeds` (default: the first)")
 ap.add_argument("--teacher", help="teacher checkpoint (.pth)")
 ap.add_argument("--out", help="exported student checkpoint (.pth)")
 ap.add_argument("--log-dir", help="DVCLive folder for step logs")
@@ -22,7 +23,7 @@ if not args.dry_run and not (args.method_params and args.teacher and args.out an
 def main():
     import json
 
-    from bpkd import params
+    from bpkd import layout, params
     from bpkd.models.pairs import arch_of
     from bpkd.training.launch import relaunch
     from bpkd.training.run import distill_config, train_and_export
@@ -39,12 +40,13 @@ def main():
 
         with tempfile.TemporaryDirectory() as tmp:
             method_params = resolve(p, method, f"{tmp}/m.json")
-    teacher = args.teacher or f"data/models/{dataset}/{pair}/teacher.pth"
-    work_dir = f"data/work/{dataset}/{pair}/{method}"
-    log_dir = args.log_dir or f"metrics/{dataset}/{pair}/train/{method}"
+    seed = p.check("seed", p.seeds[0] if args.seed is None else args.seed)
+    teacher = args.teacher or layout.checkpoint(dataset, pair, "teacher")
+    work_dir = layout.work_dir(dataset, pair, method, seed)
+    log_dir = args.log_dir or layout.train_log(dataset, pair, method, seed)
     # Resolved before relaunching (as in stages/train.py): errors and downloads happen once.
     cfg = distill_config(p, dataset, pair, method, method_params, teacher, work_dir=work_dir, log_dir=log_dir,
-                         dry_run=args.dry_run)
+                         dry_run=args.dry_run, seed=seed)
     if args.dry_run:
         from bpkd.training.run import describe
 

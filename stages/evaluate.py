@@ -31,7 +31,8 @@ def main():
 
     p = params.load()
     dataset, pair = p.check("dataset", args.dataset), p.check("pair", args.pair)
-    model = p.check("released" if args.released else "model", args.model)
+    # The teacher is always evaluated (evaluate_teacher@…); students must be listed.
+    model = "teacher" if args.model == "teacher" else p.check("released" if args.released else "model", args.model)
     arch = arch_of(pair, "teacher" if model == "teacher" else "student")
     source = args.checkpoint
     if args.released:

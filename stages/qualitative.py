@@ -1,5 +1,6 @@
 """DVC stage qualitative@<dataset>-<pair>: a grid of fixed validation images with
-ground truth, edge/body regions and the prediction of every model in `models`."""
+ground truth, edge/body regions and the prediction of the teacher and of every
+model in `models` (the first seed's run of each)."""
 from bpkd import cli
 
 ap = cli.parser(__doc__)
@@ -13,7 +14,7 @@ args = ap.parse_args()
 def main():
     import cv2
 
-    from bpkd import params
+    from bpkd import layout, params
     from bpkd.atomic import atomic_path
     from bpkd.models.pairs import arch_of
     from bpkd.report.qualitative import render_grid
@@ -25,8 +26,9 @@ def main():
     data_root = f"data/prepared/{dataset}"
     info = prepared_info(data_root)
     titles = {"teacher": "teacher", "baseline": "baseline", **METHOD_LABELS}
+    seed = p.seeds[0]  # one run of each model: the first seed's students
     models = [(titles.get(m, m), arch_of(pair, "teacher" if m == "teacher" else "student"),
-               f"data/models/{dataset}/{pair}/{m}.pth") for m in p.models]
+               layout.checkpoint(dataset, pair, m, None if m == "teacher" else seed)) for m in ("teacher", *p.models)]
     grid = render_grid(dataset=dataset, data_root=data_root,
                        image_hw=tuple(info["image_hw"]) if info.get("image_hw") else None,
                        crop=p.train["student"].crop, models=models, indices=args.images)

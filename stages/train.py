@@ -16,16 +16,20 @@ ap = cli.parser(__doc__)
 ap.add_argument("--role", required=True, choices=["teacher", "baseline"])
 ap.add_argument("--dataset", required=True)
 ap.add_argument("--pair", required=True)
+ap.add_argument("--seed", type=int, help="the baseline's seed, one of params.yaml's `seeds` (default: the first); "
+                                        "the teacher's is profiles.<profile>.train.randomness.seed")
 ap.add_argument("--out", help="exported checkpoint (.pth)")
 ap.add_argument("--log-dir", help="DVCLive folder for step logs")
 ap.add_argument("--dry-run", action="store_true", help="print the resolved config; train nothing")
 args = ap.parse_args()
 if not args.dry_run and not (args.out and args.log_dir):
     ap.error("--out and --log-dir are required (except with --dry-run)")
+if args.role == "teacher" and args.seed is not None:
+    ap.error("--seed is the baseline's: the teacher trains once, with profiles.<profile>.train.randomness.seed")
 
 
 def main():
-    from bpkd import params
+    from bpkd import layout, params
     from bpkd.models.pairs import arch_of
     from bpkd.training.launch import relaunch
     from bpkd.training.run import run_config, train_and_export
@@ -33,6 +37,7 @@ def main():
     p = params.load()
     dataset, pair = p.check("dataset", args.dataset), p.check("pair", args.pair)
     role = "teacher" if args.role == "teacher" else "student"
+    seed = None if role == "teacher" else p.check("seed", p.seeds[0] if args.seed is None else args.seed)
     downloaded = args.role == "teacher" and dataset != "synthetic"
     if downloaded:
         from bpkd.weights import registry
@@ -52,8 +57,9 @@ def main():
             return
     # Resolved before relaunching: a missing prepared dataset fails once, and the
     # ImageNet backbone is downloaded once, not by every process.
-    cfg = run_config(p, dataset, pair, args.role, work_dir=f"data/work/{dataset}/{pair}/{args.role}",
-                     log_dir=args.log_dir or f"metrics/{dataset}/{pair}/train/{args.role}", dry_run=args.dry_run)
+    cfg = run_config(p, dataset, pair, args.role, work_dir=layout.work_dir(dataset, pair, args.role, seed),
+                     log_dir=args.log_dir or layout.train_log(dataset, pair, args.role, seed), dry_run=args.dry_run,
+                     seed=seed)
     if args.dry_run:
         from bpkd.training.run import describe
 

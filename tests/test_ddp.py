@@ -13,7 +13,7 @@ from bpkd.weights import load_checkpoint
 from conftest import copy_repo, run, tool_env
 
 PAIR = "hrnet_w48_w18s"
-STAGE = f"baseline@synthetic-{PAIR}"
+STAGE = f"baseline@synthetic-{PAIR}-0"
 ITERS = 3
 
 # Runs the smoke baseline's real config (bpkd.training.run.run_config, export through
@@ -89,9 +89,9 @@ def test_stage_relaunches_under_torchrun_and_matches_one_process(tmp_path):
     log = proc.stdout + proc.stderr
     assert "relaunching on 2 processes" in log, log[-3000:]
     assert "torch.distributed.run --standalone --nproc_per_node=2 stages/train.py" in log
-    assert load_checkpoint(repo / f"data/models/synthetic/{PAIR}/baseline.pth")["meta"]["iters"] == ITERS
+    assert load_checkpoint(repo / f"data/models/synthetic/{PAIR}/seed0/baseline.pth")["meta"]["iters"] == ITERS
     # Only rank 0 logs: one row per iteration (a second writer would duplicate steps).
-    tsv = repo / f"metrics/synthetic/{PAIR}/train/baseline/plots/metrics/decode.loss_ce.tsv"
+    tsv = repo / f"metrics/synthetic/{PAIR}/train/seed0/baseline/plots/metrics/decode.loss_ce.tsv"
     header, *rows = tsv.read_text().splitlines()
     col = header.split("\t").index("step")
     assert [int(r.split("\t")[col]) for r in rows] == list(range(1, ITERS + 1))

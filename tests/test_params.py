@@ -17,14 +17,20 @@ BAD = [
     ("datasets", ["synthetic", "kitti"], "'kitti'"),
     ("pairs", ["unet_r50_r18"], "'unet_r50_r18'"),
     ("methods", ["kd"], "'kd'"),
-    ("models", ["teacher", "student"], "'student'"),
+    ("models", ["baseline", "student"], "'student'"),
+    ("models", ["teacher", "baseline"], "['teacher', 'baseline']"),  # the teacher is always evaluated
+    ("seeds", [], "[]"),
+    ("seeds", [0, 0], "[0, 0]"),
+    ("seeds", [0, -1], "[0, -1]"),
+    ("seeds", "0,1", "'0,1'"),
     ("profiles.demo.train.lr", -0.1, "-0.1"),
     ("profiles.demo.train.lr", "fast", "'fast'"),
     ("profiles.demo.train.batch_size", 3, "3"),  # nproc 2 below: 3 does not split over 2 processes
     ("profiles.demo.student.iters", 0, "0"),
     ("profiles.demo.train.crop", [64], "[64]"),
     ("profiles.demo.train.pretrained_backbone", "yes", "'yes'"),
-    ("released", ["teacher"], "['teacher']"),  # also in `models`: both would write its metrics
+    ("released", ["teacher"], "['teacher']"),  # the teacher is an input, evaluated by evaluate_teacher@
+    ("released", ["baseline"], "['baseline']"),  # also in `models`: both would write its metrics
     ("released", ["student"], "'student'"),
 ]
 

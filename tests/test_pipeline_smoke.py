@@ -21,17 +21,18 @@ MODELS = ["teacher", "baseline", "skds", "ifvd", "cirkd", "cwd", "bpkd"]
 
 def test_every_model_is_trained_evaluated_and_reported(smoke_repo):
     for model in MODELS:
-        metrics = json.loads((smoke_repo / f"metrics/eval/synthetic/{PAIR}/{model}.json").read_text())
+        run_dir = "" if model == "teacher" else "seed0/"  # students run per seed; the teacher once
+        metrics = json.loads((smoke_repo / f"metrics/eval/synthetic/{PAIR}/{run_dir}{model}.json").read_text())
         assert set(metrics) == {"mIoU", "mAcc", "aAcc", "mIoU_edge", "mIoU_body", "mBF", "edge_radius_px"}
         # 3 px at the paper's resolution on the smoke profile's 64x128 scenes: 0.1875 -> at least 1
         assert metrics.pop("edge_radius_px") == 1
         assert all(0.0 <= v <= 100.0 for v in metrics.values()), (model, metrics)
-        per_class = json.loads((smoke_repo / f"metrics/per_class/synthetic/{PAIR}/{model}.json").read_text())
+        per_class = json.loads((smoke_repo / f"metrics/per_class/synthetic/{PAIR}/{run_dir}{model}.json").read_text())
         assert [row["class"] for row in per_class][:3] == ["road", "sidewalk", "building"]
     tables = (smoke_repo / "metrics/tables.md").read_text()
     for label in ["T: HRNetV2P-W48", "S: HRNetV2P-W18S", "SKDS", "IFVD", "CIRKD", "CWD", "BPKD(Ours)"]:
         assert f"| {label}" in tables
-    baseline = json.loads((smoke_repo / f"metrics/eval/synthetic/{PAIR}/baseline.json").read_text())
+    baseline = json.loads((smoke_repo / f"metrics/eval/synthetic/{PAIR}/seed0/baseline.json").read_text())
     assert f"{baseline['mIoU']:.2f}" in tables
     assert "evaluation edge band of radius 1 px: 3 px at the paper's resolution" in tables
 
@@ -41,7 +42,7 @@ def test_distillation_logs_each_loss_term_finite(smoke_repo):
                 "skds": ["loss_skds_pair", "loss_skds_d"], "ifvd": ["loss_ifvd_ifv"],
                 "cirkd": ["loss_cirkd_batch", "loss_cirkd_mem_pixel"]}
     for method, terms in expected.items():
-        plots = smoke_repo / f"metrics/synthetic/{PAIR}/train/{method}/plots/metrics"
+        plots = smoke_repo / f"metrics/synthetic/{PAIR}/train/seed0/{method}/plots/metrics"
         for term in terms:
             tsv = plots / f"{term}.tsv"
             assert tsv.is_file(), sorted(p.name for p in plots.iterdir())
@@ -51,7 +52,7 @@ def test_distillation_logs_each_loss_term_finite(smoke_repo):
 
 def test_exported_student_loads_into_a_plain_mmseg_model(smoke_repo):
     model = build_model(model_config("hrnet_w18s", 10, (64, 128)))
-    meta = load_into(model, smoke_repo / f"data/models/synthetic/{PAIR}/bpkd.pth")
+    meta = load_into(model, smoke_repo / f"data/models/synthetic/{PAIR}/seed0/bpkd.pth")
     assert meta["role"] == "bpkd" and meta["iters"] == 3
 
 
@@ -63,8 +64,8 @@ def test_second_repro_does_nothing_and_ablation_reruns_only_bpkd(smoke_repo):
     # Both BPKD knobs at once: any stage outside BPKD's branch that read either would run.
     exp = run(["dvc", "exp", "run", "-S", "loss.edge_weight=5.0", "-S", "loss.edge_norm=frame"], smoke_repo)
     ran = sorted(line.split("'")[1] for line in exp.stdout.splitlines() if line.startswith("Running stage"))
-    assert ran == ["charts@synthetic-hrnet_w48_w18s", "distill@synthetic-hrnet_w48_w18s-bpkd",
-                   "evaluate@synthetic-hrnet_w48_w18s-bpkd", "method@bpkd", "qualitative@synthetic-hrnet_w48_w18s",
+    assert ran == ["charts@synthetic-hrnet_w48_w18s", "distill@synthetic-hrnet_w48_w18s-bpkd-0",
+                   "evaluate@synthetic-hrnet_w48_w18s-bpkd-0", "method@bpkd", "qualitative@synthetic-hrnet_w48_w18s",
                    "report"], ran
     loss = yaml.safe_load((smoke_repo / "params.yaml").read_text())["loss"]
     assert (loss["edge_weight"], loss["edge_norm"]) == (5.0, "frame")

@@ -10,7 +10,8 @@ PAIR = "hrnet_w48_w18s"
 
 
 def _metrics(root, model, miou, macc, radius=3):
-    path = root / "eval" / "synthetic" / PAIR / f"{model}.json"
+    """One evaluation of seed 0's run (the teacher's has no seed folder: it trains once)."""
+    path = root / "eval" / "synthetic" / PAIR / ("" if model == "teacher" else "seed0") / f"{model}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"mIoU": miou, "mAcc": macc, "aAcc": 90.0, "mIoU_edge": miou - 20,
                                 "mIoU_body": miou + 5, "mBF": 33.333, "edge_radius_px": radius}))
@@ -74,7 +75,7 @@ def test_curves_merge_shared_terms_of_all_runs_into_one_long_table(tmp_path):
     _step_log(tmp_path, "bpkd", "loss_bpkd_edge", [(20, 7.0)])  # a method's own term: not overlaid
     _step_log(tmp_path, "bpkd", "lr", [(20, 0.01)])  # bookkeeping: left out
     _step_log(tmp_path, "teacher", "loss", [(20, 2.0)])  # curated, but one run only: not a comparison
-    curves = collect(tmp_path, ["teacher", "baseline", "cwd", "bpkd"])  # cwd has not run yet
+    curves = collect({r: tmp_path / r for r in ["teacher", "baseline", "cwd", "bpkd"]})  # cwd has not run yet
     assert curves == {"mIoU": [(400, "teacher", "40.5"), (800, "teacher", "50.25"), (200, "baseline", "30.0"),
                                (200, "bpkd", "33.0")]}
     write(curves, tmp_path / "out")
@@ -89,7 +90,7 @@ def test_curves_refuse_a_step_log_without_its_columns(tmp_path):
     path.parent.mkdir(parents=True)
     path.write_text("iteration\tmiou\n1\t2\n")
     with pytest.raises(ValueError, match="mIoU.tsv: expected a DVCLive step log"):
-        collect(tmp_path, ["baseline"])
+        collect({"baseline": tmp_path / "baseline"})
 
 
 def test_method_terms_gather_each_methods_own_loss_terms_only(tmp_path):
@@ -100,7 +101,7 @@ def test_method_terms_gather_each_methods_own_loss_terms_only(tmp_path):
     _step_log(tmp_path, "bpkd", "decode.loss_ce", [(20, 2.0)])  # the task loss is overlaid, not a method term
     _step_log(tmp_path, "cwd", "loss_cwd", [(20, 3.0)])
     _step_log(tmp_path, "cwd", "time", [(20, 0.1)])
-    rows = method_terms(tmp_path, ["skds", "cwd", "bpkd"])  # skds has not trained yet
+    rows = method_terms({m: tmp_path / m for m in ["skds", "cwd", "bpkd"]})  # skds has not trained yet
     assert rows == [(20, "cwd", "loss_cwd", "3.0"), (20, "bpkd", "loss_bpkd_body", "1.0"),
                     (20, "bpkd", "loss_bpkd_edge", "7.0"), (40, "bpkd", "loss_bpkd_edge", "5.5")]
     write_terms(rows, tmp_path / "terms.tsv")
@@ -119,11 +120,11 @@ def test_per_class_merges_models_side_by_side_and_refuses_other_classes(tmp_path
 
     _per_class(tmp_path, "teacher", [90.0, 80.5])
     _per_class(tmp_path, "bpkd", [70.0, 60.0])
-    assert collect(tmp_path, ["teacher", "baseline", "bpkd"]) == [
+    assert collect({m: tmp_path / f"{m}.json" for m in ["teacher", "baseline", "bpkd"]}) == [
         ("road", "teacher", 90.0), ("road", "bpkd", 70.0), ("sky", "teacher", 80.5), ("sky", "bpkd", 60.0)]
     _per_class(tmp_path, "cwd", [1.0, 2.0], classes=("sky", "road"))
     with pytest.raises(ValueError, match="cwd.json: classes"):
-        collect(tmp_path, ["teacher", "cwd"])
+        collect({m: tmp_path / f"{m}.json" for m in ["teacher", "cwd"]})
 
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -166,3 +167,46 @@ def test_offline_page_template_inlines_vega_and_keeps_dvc_placeholders(tmp_path)
     assert html.count("{plot_divs}") == 1 and "{scripts}" not in html  # no CDN script tags from DVC
     assert "window.vegaEmbed=" in html and "http://" not in html.split("<script>")[0]
     assert "cdn.jsdelivr" not in html and len(html) > 500_000
+
+
+def _seeded(root, model, seed, miou):
+    path = root / "eval" / "synthetic" / PAIR / f"seed{seed}" / f"{model}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"mIoU": miou, "mAcc": 50.0, "aAcc": 90.0, "mIoU_edge": 20.0, "mIoU_body": 50.0,
+                                "mBF": 30.0, "edge_radius_px": 1}))
+
+
+def test_a_released_checkpoint_fills_its_row_from_its_unseeded_evaluation(tmp_path):
+    path = tmp_path / "eval" / "synthetic" / PAIR / "cwd.json"  # released@: one given checkpoint, no seed
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"mIoU": 71.5, "mAcc": 80.0}))
+    _metrics(tmp_path, "cwd", 10.0, 10.0)  # a stale trained run of the same name is not read
+    rows = render(tmp_path, ["synthetic"], [PAIR], ["cwd"], seeds=[0], released=["cwd"]).splitlines()
+    assert next(line for line in rows if line.startswith("| CWD")).split("|")[4].strip() == "71.50"
+
+
+def test_several_seeds_give_means_and_a_spread_table_with_paired_differences(tmp_path):
+    _metrics(tmp_path, "teacher", 55.0, 60.0, radius=1)  # the teacher is given: no seed folder
+    for model, mious in {"baseline": [40.0, 41.0, 42.0], "cwd": [42.0, 44.0, 43.0], "bpkd": [43.0, 43.5, 46.0]}.items():
+        for seed, miou in zip([0, 1, 2], mious):
+            _seeded(tmp_path, model, seed, miou)
+    text = render(tmp_path, ["synthetic"], [PAIR], ["cwd", "bpkd"], seeds=[0, 1, 2])
+    lines = text.splitlines()
+    assert next(line for line in lines if line.startswith("| BPKD(Ours)")).split("|")[4].strip() == "44.17"
+    assert "Spread over seeds (mIoU, %)" in text and "paired t-test" in text
+    spread = {c[1]: c for c in ([x.strip() for x in line.strip("|").split("|")] for line in lines
+                                if line.startswith(f"| {PAIR}") and "±" in line)}
+    # By hand: BPKD - S = 3, 2.5, 4 -> mean 3.167, SE 0.441, t 7.18 (df 2) -> p 0.019, marked;
+    # BPKD - CWD = 1, -0.5, 3 -> mean 1.167, SE 1.014, t 1.15 -> p 0.37, within 2 SE;
+    # S - CWD = -2, -3, -1 -> mean -2, SE 0.577, t 3.46 -> p 0.074, beyond 2 SE.
+    assert spread["BPKD(Ours)"][2:] == ["44.17 ± 1.61 (3)", "+3.17 ± 0.44 (p 0.02) *", "+1.17 ± 1.01 (p 0.37)"]
+    assert spread["S: HRNetV2P-W18S"][2:] == ["41.00 ± 1.00 (3)", "—", "-2.00 ± 0.58 (p 0.07) *"]
+    assert spread["CWD"][3:] == ["+2.00 ± 0.58 (p 0.07) *", "—"]
+    assert "T: HRNetV2P-W48" not in spread
+
+
+def test_one_seed_renders_no_spread_table(tmp_path):
+    _seeded(tmp_path, "baseline", 0, 40.0)
+    text = render(tmp_path, ["synthetic"], [PAIR], ["cwd"], seeds=[0])
+    assert "Spread over seeds" not in text
+    assert next(line for line in text.splitlines() if line.startswith("| S: ")).split("|")[4].strip() == "40.00"

@@ -24,13 +24,13 @@ def test_each_distill_stage_run_twice_gives_identical_weights_and_logs(tmp_path)
     tree["profiles"]["smoke"]["student"].update(iters=ITERS, val_interval=EVERY)
     tree["profiles"]["smoke"]["train"].update(checkpoint_interval=EVERY, log_interval=1)
     path.write_text(yaml.safe_dump(tree, sort_keys=False))
-    stages = [f"distill@synthetic-{PAIR}-{m}" for m in METHODS]
+    stages = [f"distill@synthetic-{PAIR}-{m}-0" for m in METHODS]
     run(["dvc", "repro", *stages], repo)
     first_lock = (repo / "dvc.lock").read_text()
-    first = {m: _md5(repo / f"data/models/synthetic/{PAIR}/{m}.pth") for m in METHODS}
+    first = {m: _md5(repo / f"data/models/synthetic/{PAIR}/seed0/{m}.pth") for m in METHODS}
     for stage in stages:
         run(["dvc", "repro", "-f", "-s", stage], repo)
-    second = {m: _md5(repo / f"data/models/synthetic/{PAIR}/{m}.pth") for m in METHODS}
+    second = {m: _md5(repo / f"data/models/synthetic/{PAIR}/seed0/{m}.pth") for m in METHODS}
     assert second == first
     # dvc.lock records the md5 of every output, the DVCLive step logs included
     assert (repo / "dvc.lock").read_text() == first_lock

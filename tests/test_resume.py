@@ -14,7 +14,7 @@ from bpkd.weights import load_checkpoint
 from conftest import copy_repo, run, tool_env
 
 PAIR = "hrnet_w48_w18s"
-STAGE = f"baseline@synthetic-{PAIR}"
+STAGE = f"baseline@synthetic-{PAIR}-0"
 ITERS, CKPT_EVERY = 24, 4
 
 
@@ -50,7 +50,7 @@ def test_killed_training_resumes_from_its_checkpoint_and_matches_an_uninterrupte
     _longer_smoke(killed)
     done_at = _kill_after_first_checkpoint(killed)
     assert CKPT_EVERY <= done_at < ITERS
-    out = killed / f"data/models/synthetic/{PAIR}/baseline.pth"
+    out = killed / f"data/models/synthetic/{PAIR}/seed0/baseline.pth"
     assert not out.exists()  # nothing exported by the killed run
 
     t0 = time.monotonic()
@@ -60,7 +60,7 @@ def test_killed_training_resumes_from_its_checkpoint_and_matches_an_uninterrupte
     assert f"Advance dataloader {done_at} steps" in log, log[-3000:]
     assert not (killed / f"data/work/synthetic/{PAIR}/baseline").exists()  # cleaned once exported
     # The step log continues rather than restarting: one row per iteration, no duplicates.
-    tsv = killed / f"metrics/synthetic/{PAIR}/train/baseline/plots/metrics/decode.loss_ce.tsv"
+    tsv = killed / f"metrics/synthetic/{PAIR}/train/seed0/baseline/plots/metrics/decode.loss_ce.tsv"
     header, *rows = tsv.read_text().splitlines()
     col = header.split("\t").index("step")
     steps = [int(row.split("\t")[col]) for row in rows]
@@ -72,7 +72,7 @@ def test_killed_training_resumes_from_its_checkpoint_and_matches_an_uninterrupte
     run(["dvc", "repro", STAGE], straight)
     print(f"an uninterrupted run of the stage took {time.monotonic() - t0:.1f} s")
     a = load_checkpoint(out)["state_dict"]
-    b = load_checkpoint(straight / f"data/models/synthetic/{PAIR}/baseline.pth")["state_dict"]
+    b = load_checkpoint(straight / f"data/models/synthetic/{PAIR}/seed0/baseline.pth")["state_dict"]
     assert a.keys() == b.keys()
     # The CPU path is deterministic (fixed seed, no dropout in this head, data order and
     # augmentation draws replayed when mmengine advances the loader): identical weights.

@@ -367,7 +367,7 @@ def test_released_checkpoint_of_another_architecture_is_refused_before_download(
     # The seed's Cityscapes PSPNet-R18 baseline is mmseg's R18b model, not the pair's
     # R18-V1c student: refused with the registry's reason, nothing downloaded or written.
     tree = yaml.safe_load((REPO / "params.yaml").read_text())
-    tree.update(datasets=["cityscapes"], pairs=["pspnet_r101_r18"], models=["teacher"], released=["baseline"])
+    tree.update(datasets=["cityscapes"], pairs=["pspnet_r101_r18"], models=[], released=["baseline"])
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
     proc = run([sys.executable, str(REPO / "stages" / "evaluate.py"), "--released", "--dataset", "cityscapes",
                 "--pair", "pspnet_r101_r18", "--model", "baseline", "--out", "m.json", "--per-class", "c.json"],

@@ -76,6 +76,15 @@ def _choice(tree: dict, key: str, allowed: list[str]) -> str:
     return v
 
 
+def _seeds(tree: dict) -> list[int]:
+    """Each student trains once per seed (a DVC matrix axis; README, "Studies and seeds")."""
+    v = _get(tree, "seeds")
+    if (not isinstance(v, list) or not v or len(set(v)) != len(v)
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in v)):
+        _fail("seeds", v, "a non-empty list of distinct integers >= 0, e.g. [0] or [0, 1, 2]")
+    return v
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     """Schedule and data settings of one training run (teacher or student)."""
@@ -128,9 +137,15 @@ class Params:
         self.datasets = _names(tree, "datasets", sorted(DATASETS))
         self.pairs = _names(tree, "pairs", sorted(PAIRS))
         self.methods = _names(tree, "methods", list(METHODS))
-        self.models = _names(tree, "models", ["teacher", "baseline", *self.methods], may_be_empty=True)
+        # The students trained and evaluated here (the teacher, an input, is always evaluated).
+        for key in ("models", "released"):
+            if isinstance(tree.get(key), list) and "teacher" in tree[key]:
+                _fail(key, tree[key], "students only: the teacher is trained or downloaded by teacher@… and "
+                                      "always evaluated by evaluate_teacher@…; remove 'teacher'")
+        self.models = _names(tree, "models", ["baseline", *self.methods], may_be_empty=True)
         # Models evaluated from the seed's released checkpoints instead of trained ones.
-        self.released = _names(tree, "released", ["teacher", "baseline", *self.methods], may_be_empty=True)
+        self.released = _names(tree, "released", ["baseline", *self.methods], may_be_empty=True)
+        self.seeds = _seeds(tree)
         both = sorted(set(self.models) & set(self.released))
         if both:
             _fail("released", tree["released"], f"names not also in `models` (both would write "
@@ -188,13 +203,13 @@ class Params:
             _fail(name, value, "a mapping of knobs")
         return dict(value)
 
-    def check(self, key: str, value: str) -> str:
+    def check(self, key: str, value):
         """Check a name given on a stage's command line against its params list."""
         allowed = {"dataset": self.datasets, "pair": self.pairs, "method": self.methods, "model": self.models,
-                   "released": self.released}[key]
+                   "released": self.released, "seed": self.seeds}[key]
         if value not in allowed:
             flag = "model" if key == "released" else key
-            lists = {"dataset": "datasets", "pair": "pairs", "method": "methods", "model": "models"}
+            lists = {"dataset": "datasets", "pair": "pairs", "method": "methods", "model": "models", "seed": "seeds"}
             raise ParamsError(f"--{flag} {value!r} is not in params.yaml's list "
                               f"`{lists.get(key, key)}` {allowed}")
         return value

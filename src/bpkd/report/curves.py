@@ -2,7 +2,7 @@
 draws (``dvc plots show``; templates in ``.dvc/plots/``).
 
 The inputs are the DVCLive step logs the training stages already write
-(``<train_dir>/<run>/plots/metrics/<term>.tsv``). Two shapes come out of them:
+(``<log dir>/plots/metrics/<term>.tsv``; ``bpkd.layout.train_log``). Two shapes come out of them:
 
 - a few terms every run logs, overlaid (``step``, ``run``, value: one line per run,
   ``overlay`` template): val mIoU, the decode head's CE and the total loss. Only
@@ -31,9 +31,10 @@ def _read_step_log(tsv: Path, term: str) -> list[tuple[int, str]]:
         return [(int(r["step"]), r[term]) for r in reader]
 
 
-def collect(train_dir: str | Path, runs: list[str], terms: tuple[str, ...] = OVERLAID
+def collect(runs: dict[str, str | Path], terms: tuple[str, ...] = OVERLAID
             ) -> dict[str, list[tuple[int, str, str]]]:
-    """``{term: [(step, run, value), ...]}`` for each of ``terms`` logged by >= 2 of ``runs``.
+    """``{term: [(step, run, value), ...]}`` for each of ``terms`` logged by >= 2 of ``runs``
+    (``{run name: its DVCLive log dir}``).
 
     Runs without a step log yet are skipped (their training has not happened);
     rows keep the runs' order, then the step order of each log.
@@ -41,8 +42,8 @@ def collect(train_dir: str | Path, runs: list[str], terms: tuple[str, ...] = OVE
     curves: dict[str, list[tuple[int, str, str]]] = {}
     for term in terms:
         rows, logged_by = [], 0
-        for run in runs:
-            tsv = Path(train_dir) / run / "plots" / "metrics" / f"{term}.tsv"
+        for run, log_dir in runs.items():
+            tsv = Path(log_dir) / "plots" / "metrics" / f"{term}.tsv"
             if tsv.is_file():
                 rows += [(step, run, value) for step, value in _read_step_log(tsv, term)]
                 logged_by += 1
@@ -51,17 +52,17 @@ def collect(train_dir: str | Path, runs: list[str], terms: tuple[str, ...] = OVE
     return curves
 
 
-def method_terms(train_dir: str | Path, methods: list[str]) -> list[tuple[int, str, str, str]]:
+def method_terms(methods: dict[str, str | Path]) -> list[tuple[int, str, str, str]]:
     """``[(step, method, term, value), ...]``: every ``loss_<method>`` / ``loss_<method>_*``
-    term each method logs.
+    term each method logs (``{method: its DVCLive log dir}``).
 
     The prefix is the naming contract of the distillation losses
     (``bpkd.distill.losses``); the task loss and the total are in the overlaid tables.
     Methods that have not trained yet are skipped.
     """
     rows: list[tuple[int, str, str, str]] = []
-    for method in methods:
-        logs = Path(train_dir) / method / "plots" / "metrics"
+    for method, log_dir in methods.items():
+        logs = Path(log_dir) / "plots" / "metrics"
         for tsv in sorted(logs.glob(f"loss_{method}*.tsv")):
             if tsv.stem != f"loss_{method}" and not tsv.stem.startswith(f"loss_{method}_"):
                 continue  # another method whose name starts with this one's

@@ -3,8 +3,8 @@
 (``grouped_bar`` template: classes along x, one bar per model) instead of one
 chart per model.
 
-The inputs are the evaluation stages' ``metrics/per_class/<dataset>/<pair>/<model>.json``
-(``[{"class": ..., "IoU": ..., "Acc": ...}, ...]``).
+The inputs are the evaluation stages' per-class files (``bpkd.layout.per_class_json``:
+``[{"class": ..., "IoU": ..., "Acc": ...}, ...]``).
 """
 from __future__ import annotations
 
@@ -13,16 +13,17 @@ import json
 from pathlib import Path
 
 
-def collect(per_class_dir: str | Path, models: list[str]) -> list[tuple[str, str, float]]:
-    """``[(class, model, IoU), ...]`` in class order, then ``models`` order.
+def collect(models: dict[str, str | Path]) -> list[tuple[str, str, float]]:
+    """``[(class, model, IoU), ...]`` in class order, then ``models`` order
+    (``{model: its per-class file}``).
 
     Models without an evaluation yet are skipped; every evaluated model must name
     the same classes in the same order (one dataset), otherwise bars would be
     grouped under the wrong class.
     """
     tables: dict[str, list[dict]] = {}
-    for model in models:
-        path = Path(per_class_dir) / f"{model}.json"
+    for model, path in models.items():
+        path = Path(path)
         if path.is_file():
             tables[model] = json.loads(path.read_text())
     if not tables:
@@ -30,7 +31,7 @@ def collect(per_class_dir: str | Path, models: list[str]) -> list[tuple[str, str
     classes = [row["class"] for row in next(iter(tables.values()))]
     for model, rows in tables.items():
         if [row["class"] for row in rows] != classes:
-            raise ValueError(f"{Path(per_class_dir) / model}.json: classes {[r['class'] for r in rows]} "
+            raise ValueError(f"{models[model]}: classes {[r['class'] for r in rows]} "
                              f"differ from {classes}")
     return [(name, model, float(rows[i]["IoU"])) for i, name in enumerate(classes)
             for model, rows in tables.items()]

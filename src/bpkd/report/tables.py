@@ -8,6 +8,10 @@ happened shows ``—``, never a number.
 A second view of the same numbers: each distilled student's gain over its
 baseline student and over CWD (the strongest prior method in the paper's tables),
 so "BPKD beats every other method" can be checked at a glance.
+
+Students run once per seed of ``seeds`` (``bpkd.layout``); with several seeds the
+tables show each student's mean over its seeds, and a spread table
+(:func:`spread_table`) each one's standard deviation and its paired differences.
 """
 from __future__ import annotations
 
@@ -17,8 +21,10 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
+from .. import layout
 from ..distill.band_radius import EVAL_EDGE_RADIUS
 from ..models.pairs import ARCHS, PAIRS
+from .spread import spread_table
 
 METHOD_LABELS = {"skds": "SKDS", "ifvd": "IFVD", "cirkd": "CIRKD", "cwd": "CWD", "bpkd": "BPKD(Ours)"}
 DATASET_TITLES = {"synthetic": "Synthetic streets (embedded)", "cityscapes": "Cityscapes 512x1024 80K",
@@ -30,20 +36,48 @@ def _read(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def dataset_frame(metrics_dir: Path, dataset: str, pairs: list[str], methods: list[str]) -> pd.DataFrame:
-    complexity = {r["arch"]: r for r in (_read(metrics_dir / "complexity" / f"{dataset}.json") or [])}
+EVAL_KEYS = {"mIoU(%)": "mIoU", "mAcc(%)": "mAcc", "edge mIoU(%)": "mIoU_edge", "body mIoU(%)": "mIoU_body",
+             "BF(%)": "mBF", "edge_radius_px": "edge_radius_px"}
+
+
+def _entries(pair: str, methods: list[str]) -> list[tuple[str, str, str]]:
+    t, s = PAIRS[pair].teacher, PAIRS[pair].student
+    return ([("teacher", f"T: {ARCHS[t].name}", t), ("baseline", f"S: {ARCHS[s].name}", s)]
+            + [(m, METHOD_LABELS.get(m, m.upper()), s) for m in methods])
+
+
+def runs_frame(metrics_dir: Path, dataset: str, pairs: list[str], methods: list[str],
+               seeds: list[int], released: list[str] = ()) -> pd.DataFrame:
+    """One row per evaluated run: ``pair``, ``model``, ``Methods``, ``seed`` (None for the
+    teacher and the ``released`` checkpoints, which are given, not trained per seed)
+    and the evaluation's numbers."""
     rows = []
     for pair in pairs:
-        t, s = PAIRS[pair].teacher, PAIRS[pair].student
-        entries = [("teacher", f"T: {ARCHS[t].name}", t), ("baseline", f"S: {ARCHS[s].name}", s)]
-        entries += [(m, METHOD_LABELS.get(m, m.upper()), s) for m in methods]
-        for model, label, arch in entries:
-            m = _read(metrics_dir / "eval" / dataset / pair / f"{model}.json") or {}
+        for model, label, _ in _entries(pair, methods):
+            given = model == "teacher" or model in released
+            runs = [(None if given else seed, _read(Path(layout.eval_json(
+                dataset, pair, model, None if given else seed, metrics=str(metrics_dir)))))
+                for seed in ([None] if given else seeds)]
+            for seed, m in runs:
+                if m is not None:
+                    rows.append({"pair": pair, "model": model, "Methods": label, "seed": seed,
+                                 **{col: m.get(key) for col, key in EVAL_KEYS.items()}})
+    return pd.DataFrame(rows, columns=["pair", "model", "Methods", "seed", *EVAL_KEYS])
+
+
+def dataset_frame(metrics_dir: Path, dataset: str, pairs: list[str], methods: list[str],
+                  seeds: list[int] = (0,), released: list[str] = ()) -> pd.DataFrame:
+    """The seed README's rows, each student's numbers the mean over its seeds."""
+    complexity = {r["arch"]: r for r in (_read(metrics_dir / "complexity" / f"{dataset}.json") or [])}
+    runs = runs_frame(metrics_dir, dataset, pairs, methods, list(seeds), released)
+    rows = []
+    for pair in pairs:
+        for model, label, arch in _entries(pair, methods):
+            mine = runs[(runs["pair"] == pair) & (runs["model"] == model)]
             c = complexity.get(arch, {})
             rows.append({"pair": pair, "model": model, "Methods": label, "FLOPs(G)": c.get("flops_g"),
-                         "Parameters(M)": c.get("params_m"), "mIoU(%)": m.get("mIoU"), "mAcc(%)": m.get("mAcc"),
-                         "edge mIoU(%)": m.get("mIoU_edge"), "body mIoU(%)": m.get("mIoU_body"),
-                         "BF(%)": m.get("mBF"), "edge_radius_px": m.get("edge_radius_px")})
+                         "Parameters(M)": c.get("params_m"), "runs": len(mine),
+                         **{col: (mine[col].astype(float).mean() if len(mine) else None) for col in EVAL_KEYS}})
     return pd.DataFrame(rows)
 
 
@@ -97,16 +131,24 @@ def _diff(a, b):
 
 
 def render(metrics_dir: str | Path, datasets: list[str], pairs: list[str], methods: list[str],
-           level: int = 1) -> str:
+           level: int = 1, seeds: list[int] = (0,), released: list[str] = ()) -> str:
     """The tables document; ``level`` is the heading level of its title (README embeds it lower)."""
     metrics_dir = Path(metrics_dir)
+    seeds = list(seeds)
     h = "#" * level
     parts = [f"{h} Results", "",
              "Regenerated by the `report` stage from `metrics/`; `—` marks a run that has not happened.", ""]
+    if len(seeds) > 1:
+        parts += [f"Every student ran once per seed ({', '.join(map(str, seeds))}): the tables show each "
+                  "student's mean over its seeds, the spread table its standard deviation and paired "
+                  "differences.", ""]
     for dataset in datasets:
-        frame = dataset_frame(metrics_dir, dataset, pairs, methods)
+        frame = dataset_frame(metrics_dir, dataset, pairs, methods, seeds, released)
         parts += [f"{h}# {DATASET_TITLES.get(dataset, dataset)}", "", markdown_table(frame), "",
                   "Gains of each distilled student:", "", gains_table(frame, methods), "",
                   f"Boundaries ({_band_caption(frame)}; BF: boundary F-score, 2 px tolerance):", "",
                   markdown_table(frame, BOUNDARY_COLUMNS), ""]
+        if len(seeds) > 1:
+            caption, table = spread_table(runs_frame(metrics_dir, dataset, pairs, methods, seeds, released))
+            parts += [caption, "", table, ""]
     return "\n".join(parts)

@@ -1,6 +1,7 @@
 """One training run with mmengine's Runner, exported as a plain mmseg checkpoint."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -52,16 +53,19 @@ def _norm_and_wrapper(cfg, nproc: int, cuda: bool, wrapper: str = "MMDistributed
 
 
 def run_config(params: Params, dataset: str, pair: str, role: str, *, work_dir: str, log_dir: str,
-               dry_run: bool = False, cuda: bool | None = None):
+               dry_run: bool = False, cuda: bool | None = None, seed: int | None = None):
     """Config of the run that trains ``role`` ('teacher', 'baseline' or a method) of
     ``pair`` on ``dataset``.
 
     ``dry_run``: resolve without the prepared dataset on disk and without downloading
     the ImageNet backbone. ``cuda``: resolve for GPUs (SyncBN, NCCL) or CPU; default:
-    this machine.
+    this machine. ``seed``: a student's seed (params.yaml's ``seeds``), replacing the
+    profile's ``randomness.seed`` (the teacher's).
     """
     spec = specs.get(dataset)
     settings = params.train["teacher" if role == "teacher" else "student"]
+    if seed is not None:
+        settings = dataclasses.replace(settings, seed=seed)
     cuda = _cuda() if cuda is None else cuda
     data_root = f"data/prepared/{dataset}"
     scale = data_scale(spec, _image_hw(params, dataset, data_root, dry_run))
@@ -143,11 +147,12 @@ def train_and_export(cfg, out: str | Path, meta: dict) -> dict:
 
 def distill_config(params: Params, dataset: str, pair: str, method: str, method_params: dict,
                    teacher_checkpoint: str, *, work_dir: str, log_dir: str, dry_run: bool = False,
-                   cuda: bool | None = None):
+                   cuda: bool | None = None, seed: int | None = None):
     """Config of a distillation run: the baseline's config with the segmentor replaced
     by a :class:`~bpkd.distill.distiller.SegDistiller` around student and teacher."""
     cuda = _cuda() if cuda is None else cuda
-    cfg = run_config(params, dataset, pair, method, work_dir=work_dir, log_dir=log_dir, dry_run=dry_run, cuda=cuda)
+    cfg = run_config(params, dataset, pair, method, work_dir=work_dir, log_dir=log_dir, dry_run=dry_run, cuda=cuda,
+                     seed=seed)
     spec = specs.get(dataset)
     from ..distill.band_radius import method_at_image_scale
     from ..distill.losses import METHODS

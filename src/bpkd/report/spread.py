@@ -1,0 +1,72 @@
+"""Run-to-run spread of the students trained over several seeds.
+
+Methods that share a seed share the student's initialisation and the data order,
+so a method is compared to the baseline student and to CWD *paired* over the seeds
+both ran: the difference is taken seed by seed, then summarised by its mean and
+standard error (SE = sample std / sqrt(n)). A difference is marked when its mean
+exceeds twice its SE, i.e. the paired t statistic |t| > 2; scipy's two-sided paired
+t-test gives its p-value beside it (with n = 3 seeds, |t| > 2 is p < 0.18: a mark
+means "larger than the seed noise", not a significance claim at 5 %).
+"""
+from __future__ import annotations
+
+import pandas as pd
+from scipy import stats
+from tabulate import tabulate
+
+MARK = "*"
+CAPTION = ("Spread over seeds (mIoU, %): mean ± sample standard deviation (n runs); Δ: the paired difference "
+           "over the seeds both ran, mean ± standard error, p of scipy's two-sided paired t-test; "
+           f"{MARK}: |mean| > 2 SE.")
+
+
+def paired(a: pd.Series, b: pd.Series) -> dict | None:
+    """The paired difference ``a - b`` over the seeds (index) both have; None below 2 seeds."""
+    both = pd.concat([a, b], axis=1, join="inner").dropna()
+    if len(both) < 2:
+        return None
+    d = both.iloc[:, 0].astype(float) - both.iloc[:, 1].astype(float)
+    mean, se = float(d.mean()), float(stats.sem(d))
+    if se == 0.0:  # identical differences: the t-test is undefined, the mark is not
+        p = 0.0 if mean != 0.0 else 1.0
+    else:
+        p = float(stats.ttest_rel(both.iloc[:, 0].astype(float), both.iloc[:, 1].astype(float)).pvalue)
+    return {"mean": mean, "se": se, "n": len(d), "p": p, "marked": abs(mean) > 2 * se}
+
+
+def _cell(d: dict | None) -> str:
+    if d is None:
+        return "—"
+    return f"{d['mean']:+.2f} ± {d['se']:.2f} (p {d['p']:.2f}){' ' + MARK if d['marked'] else ''}"
+
+
+def _spread(values: pd.Series) -> str:
+    v = values.dropna().astype(float)
+    if v.empty:
+        return "—"
+    std = f"{v.std(ddof=1):.2f}" if len(v) > 1 else "—"
+    return f"{v.mean():.2f} ± {std} ({len(v)})"
+
+
+def spread_rows(runs: pd.DataFrame, metric: str = "mIoU(%)") -> list[dict]:
+    """Per pair and model: the spread and the paired differences to the baseline and CWD."""
+    rows = []
+    for pair, group in runs.groupby("pair", sort=False):
+        by_model = {m: g.set_index("seed")[metric] for m, g in group.groupby("model", sort=False)}
+        for model, values in by_model.items():
+            if model == "teacher":
+                continue  # one given run: nothing to pair
+            rows.append({"pair": pair, "model": model, "Methods": group[group["model"] == model]["Methods"].iloc[0],
+                         "spread": _spread(values),
+                         "vs_baseline": paired(values, by_model["baseline"]) if model != "baseline"
+                         and "baseline" in by_model else None,
+                         "vs_cwd": paired(values, by_model["cwd"]) if model != "cwd" and "cwd" in by_model else None})
+    return rows
+
+
+def spread_table(runs: pd.DataFrame, metric: str = "mIoU(%)") -> tuple[str, str]:
+    """``(caption, markdown table)`` from :func:`bpkd.report.tables.runs_frame`."""
+    rows = [[r["pair"], r["Methods"], r["spread"], _cell(r["vs_baseline"]), _cell(r["vs_cwd"])]
+            for r in spread_rows(runs, metric)]
+    headers = ["Pair", "Methods", f"{metric} mean ± std (n)", "Δ vs S (paired)", "Δ vs CWD (paired)"]
+    return CAPTION, tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
