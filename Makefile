@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 OFFLINE_PAGE := .dvc/plots/offline.html
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: venv demo test bench plots loss-scale chaos clean-venv
+.PHONY: venv demo test bench plots loss-scale study chaos clean-venv
 
 venv: $(STAMP) $(OFFLINE_PAGE)
 
@@ -36,6 +36,11 @@ bench: $(STAMP)
 # BPKD's edge-loss readings against CWD (README, "BPKD on the demo"); needs the demo teacher.
 loss-scale: $(STAMP)
 	$(BIN)/python -m bpkd.bench.loss_scale
+
+# A study of params.yaml's `studies` through DVC's queue (README, "Studies and seeds").
+study: $(STAMP) $(OFFLINE_PAGE)
+	@test -n "$(NAME)" || { echo "usage: make study NAME=<study> (python -m bpkd.study list)"; exit 2; }
+	$(BIN)/python -m bpkd.study run $(NAME)
 
 # Kill-anywhere check of the smoke DAG (README, "Reliability"): ~10 min on 2 cores.
 chaos: $(STAMP)

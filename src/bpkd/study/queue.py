@@ -1,0 +1,80 @@
+"""Running a study's points as DVC experiments through DVC's queue.
+
+A point whose named experiment already exists on the current commit with the same
+params is reused as it is (nothing queued, nothing trained); the others are queued
+with ``dvc exp run --queue --name <study>-<point> -S key=value …`` and run by
+``dvc queue start``. Inside each experiment ``dvc repro`` reruns only the stages
+that read a swept param (and DVC's run-cache restores any stage it has run before
+with the same inputs), so a point costs the branch its knobs reach.
+"""
+from __future__ import annotations
+
+import subprocess
+import time
+
+import yaml
+
+from .records import Record, get, show
+from .spec import Point, Study, StudyError
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return float(a) == float(b)
+    return a == b
+
+
+def matches(record: Record, point: Point) -> bool:
+    return all(_same(get(record.params, k), v) for k, v in point.overrides.items())
+
+
+def _set_arg(key: str, value) -> str:
+    """``key=value`` for ``-S``, the value in YAML flow syntax (5.0, gt_pixels, true, [0, 1])."""
+    return f"{key}={yaml.safe_dump(value, default_flow_style=True, width=10_000).removesuffix(chr(10) + '...' + chr(10)).strip()}"
+
+
+def _dvc(args: list[str], cwd: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["dvc", *args], cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise StudyError(f"dvc {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    return proc
+
+
+def run(study: Study, cwd: str = ".", jobs: int = 1, poll: float = 5.0, log=print) -> dict[str, str]:
+    """Queue and run the points that have no finished experiment yet; wait for them.
+
+    Returns ``{experiment name: "reused" | "ran"}``.
+    """
+    started = time.monotonic()
+    _, experiments = show(cwd)
+    done = {r.name: r for r in experiments if r.state == "success"}
+    outcome: dict[str, str] = {}
+    for point in study.points:
+        name = point.experiment(study.name)
+        if name in done and matches(done[name], point):
+            outcome[name] = "reused"
+            log(f"{name}: reused (experiment {done[name].rev[:7]} of this commit)")
+            continue
+        args = ["exp", "run", "--queue", "--name", name, *[a for k, v in point.overrides.items()
+                                                             for a in ("-S", _set_arg(k, v))]]
+        if name in {r.name for r in experiments}:
+            args.append("--force")  # a failed or stale run of the same name is replaced
+        _dvc(args, cwd)
+        outcome[name] = "ran"
+        log(f"{name}: queued ({', '.join(_set_arg(k, v) for k, v in point.overrides.items()) or 'defaults'})")
+    queued = [n for n, how in outcome.items() if how == "ran"]
+    if not queued:
+        return outcome
+    _dvc(["queue", "start", "--jobs", str(jobs)], cwd)
+    states: dict[str, str] = {}
+    while True:
+        _, experiments = show(cwd)
+        states = {r.name: r.state for r in experiments if r.name in queued}
+        if all(states.get(n) in ("success", "failed") for n in queued):
+            break
+        time.sleep(poll)
+    failed = [n for n in queued if states.get(n) != "success"]
+    if failed:
+        raise StudyError(f"study {study.name}: experiments {failed} failed; `dvc queue logs <name>` shows why")
+    log(f"study {study.name}: {len(queued)} experiment(s) ran; {time.monotonic() - started:.0f} s in all")
+    return outcome

@@ -1,0 +1,100 @@
+"""A study's declaration: ``params.yaml``'s ``studies.<name>``.
+
+No stage reads ``studies``, so editing it reruns nothing. Each study names the
+model whose row it reports and its points, either as a grid (every combination of
+the listed values) or as labelled points::
+
+    studies:
+      edge_weight:
+        model: bpkd
+        grid:
+          loss.edge_weight: [0.0, 5.0, 50.0, 500.0]
+      loss_terms:
+        model: bpkd
+        points:
+          edge_only: {loss.body_weight: 0.0}
+
+A point's overrides are passed to ``dvc exp run -S key=value``; every key must
+already exist in ``params.yaml`` (``-S`` would otherwise add a new, unread key).
+"""
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+
+from ..errors import UserError
+from ..params import ParamsError, _get
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class StudyError(UserError, RuntimeError):
+    """A study could not run or render (the message says which experiment or command)."""
+
+
+@dataclass(frozen=True)
+class Point:
+    label: str
+    overrides: dict  # {"loss.edge_weight": 5.0}
+
+    def experiment(self, study: str) -> str:
+        """The DVC experiment's name (a git ref: no spaces, no '=')."""
+        return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{study}-{self.label}").strip("-")
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    model: str
+    knobs: list[str]  # the swept keys, in the table's column order
+    points: list[Point]
+
+
+def _value_label(value) -> str:
+    return format(value, "g") if isinstance(value, float) else str(value)
+
+
+def load(tree: dict, name: str) -> Study:
+    """The study ``name`` of a params tree, validated; errors name the key."""
+    studies = tree.get("studies")
+    if not isinstance(studies, dict) or not studies:
+        raise ParamsError("params.yaml: no `studies` mapping (README, \"Studies and seeds\")")
+    if name not in studies:
+        raise ParamsError(f"params.yaml: studies.{name} does not exist; declared: {sorted(studies)}")
+    key = f"studies.{name}"
+    if not NAME.match(name):
+        raise ParamsError(f"params.yaml: {key}: a study's name is letters, digits, '_', '.' or '-'")
+    spec = studies[name]
+    if not isinstance(spec, dict) or set(spec) - {"model", "grid", "points"} or ("grid" in spec) == ("points" in spec):
+        raise ParamsError(f"params.yaml: {key} = {spec!r} is invalid; expected `model` and exactly one of "
+                          "`grid` ({param: [values]}) or `points` ({label: {param: value}})")
+    models = ["baseline", *tree.get("methods", [])]
+    if spec.get("model") not in models:
+        raise ParamsError(f"params.yaml: {key}.model = {spec.get('model')!r} is invalid; expected one of {models}")
+    if "grid" in spec:
+        grid = spec["grid"]
+        if not isinstance(grid, dict) or not grid or not all(isinstance(v, list) and v for v in grid.values()):
+            raise ParamsError(f"params.yaml: {key}.grid = {grid!r} is invalid; expected {{param: [values]}}")
+        knobs = list(grid)
+        points = [Point("_".join(f"{_value_label(v)}" for v in combo) if len(knobs) == 1
+                        else "_".join(f"{k.split('.')[-1]}={_value_label(v)}" for k, v in zip(knobs, combo)),
+                        dict(zip(knobs, combo)))
+                  for combo in itertools.product(*grid.values())]
+    else:
+        pts = spec["points"]
+        if not isinstance(pts, dict) or not pts or not all(isinstance(v, dict) for v in pts.values()):
+            raise ParamsError(f"params.yaml: {key}.points = {pts!r} is invalid; expected {{label: {{param: value}}}}")
+        knobs = list(dict.fromkeys(k for v in pts.values() for k in v))
+        points = [Point(str(label), dict(overrides)) for label, overrides in pts.items()]
+    for knob in knobs:
+        try:
+            current = _get(tree, knob)
+        except ParamsError:
+            raise ParamsError(f"params.yaml: {key} sweeps {knob!r}, which params.yaml does not have") from None
+        if isinstance(current, (dict, list)):
+            raise ParamsError(f"params.yaml: {key} sweeps {knob!r}, a mapping or list; sweep its leaves")
+    names = [p.experiment(name) for p in points]
+    if len(set(names)) != len(names):
+        raise ParamsError(f"params.yaml: {key}: two points give the same experiment name ({names})")
+    return Study(name, spec["model"], knobs, points)

@@ -1,0 +1,129 @@
+"""Seeds and studies: spec validation, rendering from DVC's experiment records, and the
+real thing on the smoke profile (a two-point study through `dvc exp run --queue`, then
+a second seed through `dvc exp run -S seeds=…`)."""
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bpkd.params import ParamsError
+from bpkd.study import records, render, spec
+
+from conftest import run
+
+REPO = Path(__file__).resolve().parents[1]
+TREE = yaml.safe_load((REPO / "params.yaml").read_text())
+PAIR = "hrnet_w48_w18s"
+
+
+def test_shipped_studies_are_valid_and_sweep_the_papers_ablations():
+    studies = {name: spec.load(TREE, name) for name in TREE["studies"]}
+    assert [p.overrides for p in studies["edge_weight"].points] == [
+        {"loss.edge_weight": w} for w in (0.0, 5.0, 50.0, 500.0)]
+    assert [p.label for p in studies["loss_terms"].points] == ["edge_only", "body_only", "both"]
+    assert [p.overrides["loss.edge_width"] for p in studies["band_radius"].points] == [1, 2, 3, 5]
+    assert studies["edge_weight"].points[1].experiment("edge_weight") == "edge_weight-5"
+
+
+@pytest.mark.parametrize("study,message", [
+    ({"model": "bpkd", "grid": {"loss.edge_wieght": [1.0]}}, "sweeps 'loss.edge_wieght', which params.yaml"),
+    ({"model": "teacher", "grid": {"loss.edge_weight": [1.0]}}, "studies.bad.model = 'teacher' is invalid"),
+    ({"model": "bpkd", "grid": {"loss": [1.0]}}, "a mapping or list"),
+    ({"model": "bpkd"}, "exactly one of `grid`"),
+    ({"model": "bpkd", "grid": {"loss.edge_weight": []}}, "studies.bad.grid"),
+])
+def test_bad_study_is_refused_naming_its_key(study, message):
+    tree = copy.deepcopy(TREE)
+    tree["studies"]["bad"] = study
+    with pytest.raises(ParamsError, match="params.yaml: studies.bad"):
+        spec.load(tree, "bad")
+    with pytest.raises(ParamsError) as err:
+        spec.load(tree, "bad")
+    assert message in str(err.value)
+
+
+def _eval(miou, edge):
+    return {"data": {"mIoU": miou, "mAcc": 50.0, "mIoU_edge": edge, "mIoU_body": 60.0, "mBF": 30.0}}
+
+
+def _state(name, weight, seeds, mious, state="success"):
+    metrics = {f"metrics/eval/synthetic/{PAIR}/seed{s}/bpkd.json": _eval(m, m - 20) for s, m in zip(seeds, mious)}
+    params = {"datasets": ["synthetic"], "pairs": [PAIR], "seeds": seeds, "loss": {"edge_weight": weight}}
+    return {"rev": f"{name or 'base'}000", "name": name, "error": None, "experiments": None,
+            "data": {"params": {"params.yaml": {"data": params}}, "metrics": metrics}}, state
+
+
+def test_study_table_reads_dvcs_records_and_averages_each_experiments_seeds(tmp_path):
+    base, _ = _state(None, 50.0, [0, 1], [40.0, 42.0])
+    exps = [_state("ew-0", 0.0, [0, 1], [38.0, 39.0]), _state("ew-5", 5.0, [0, 1], [44.0, 45.5]),
+            _state("ew-500", 500.0, [0, 1], [1.0, 1.0], state="queued")]
+    base["experiments"] = [{"revs": [s], "name": s["name"], "executor": {"state": st}} for s, st in exps]
+    baseline, experiments = records.parse([{"rev": "workspace", "data": {}}, base])
+    assert [(r.name, r.state) for r in experiments] == [("ew-0", "success"), ("ew-5", "success"), ("ew-500", "queued")]
+    tree = {"methods": ["bpkd"], "loss": {"edge_weight": 50.0},
+            "studies": {"ew": {"model": "bpkd", "grid": {"loss.edge_weight": [0.0, 5.0, 500.0]}}}}
+    study = spec.load(tree, "ew")
+    done = {r.name: r for r in experiments if r.state == "success"}
+    written = render.write(study, baseline, done, tmp_path, templates_dir=REPO / ".dvc" / "plots")
+    table = (tmp_path / "ew.md").read_text()
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines() if line.startswith("| ")]
+    # mean over seeds 0 and 1: default 41.00; 0 -> 38.50 (-2.50); 5 -> 44.75 (+3.75); 500 has not finished
+    assert [(r[0], r[3], r[8]) for r in rows[1:]] == [("default (50.0)", "41.00", ""), ("0", "38.50", "-2.50"),
+                                                    ("5", "44.75", "+3.75"), ("500", "—", "—")]
+    assert (tmp_path / "charts" / "ew.tsv").read_text().splitlines()[:3] == [
+        "point\tmetric\tvalue", "default (50.0)\tmIoU\t41.0000", "default (50.0)\tedge mIoU\t21.0000"]
+    plots = yaml.safe_load((tmp_path / "dvc.yaml").read_text())["plots"]
+    assert plots == [{"charts/ew.tsv": dict(render.PLOT_PROPS, x_label="loss.edge_weight",
+                                            title="study ew: bpkd mIoU and edge mIoU per point")}]
+    assert (tmp_path / "ew.png").read_bytes().startswith(b"\x89PNG") and tmp_path / "ew.png" in written
+
+
+def _ran(stdout):
+    return sorted(line.split("'")[1] for line in stdout.splitlines() if line.startswith("Running stage"))
+
+
+def test_a_study_runs_through_the_queue_then_a_second_seed_gives_the_spread_table(smoke_repo):
+    """After test_pipeline_smoke (same repo): the user commits the run, then studies it."""
+    params = smoke_repo / "params.yaml"
+    tree = yaml.safe_load(params.read_text())
+    tree["studies"]["two_points"] = {"model": "bpkd", "grid": {"loss.edge_weight": [0.0, 2.0]}}
+    params.write_text(yaml.safe_dump(tree, sort_keys=False))
+    run(["git", "add", "-A"], smoke_repo)
+    run(["git", "commit", "-qm", "the smoke run"], smoke_repo)
+
+    first = run(["python", "-m", "bpkd.study", "run", "two_points"], smoke_repo)
+    assert "two_points-0: queued" in first.stdout and "two_points-2: queued" in first.stdout
+    table = (smoke_repo / "metrics/studies/two_points.md").read_text()
+    rows = {r[0]: r for r in ([c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()
+                              if line.startswith("| "))}
+    for point, weight in (("0", "0.0"), ("2", "2.0")):
+        name = f"two_points-{point}"
+        assert rows[point][1] == weight and rows[point][-1] == name
+        # the row's numbers are the experiment's own metrics file, as DVC stored it
+        shown = json.loads(run(["dvc", "exp", "show", "--json"], smoke_repo).stdout)
+        exp = next(r["revs"][0] for r in shown[1]["experiments"] if r["name"] == name)
+        miou = exp["data"]["metrics"][f"metrics/eval/synthetic/{PAIR}/seed0/bpkd.json"]["data"]["mIoU"]
+        assert rows[point][3] == f"{miou:.2f}"
+    again = run(["python", "-m", "bpkd.study", "run", "two_points"], smoke_repo)  # trains nothing
+    assert "queued" not in again.stdout and again.stdout.count(": reused") == 2
+    page = json.loads(run(["dvc", "plots", "show", "--json"], smoke_repo).stdout)
+    assert page["data"]["metrics/studies/charts/two_points.tsv"][0]["content"]["title"].startswith("study two_points")
+
+    # A second seed of the baseline, CWD and BPKD: only their seed-1 branch runs.
+    exp = run(["dvc", "exp", "run", "-S", "seeds=[0,1]", "-S", "methods=[cwd,bpkd]",
+               "-S", "models=[baseline,cwd,bpkd]"], smoke_repo)
+    assert _ran(exp.stdout) == ["baseline@synthetic-hrnet_w48_w18s-1", "charts@synthetic-hrnet_w48_w18s",
+                                "distill@synthetic-hrnet_w48_w18s-bpkd-1", "distill@synthetic-hrnet_w48_w18s-cwd-1",
+                                "evaluate@synthetic-hrnet_w48_w18s-baseline-1",
+                                "evaluate@synthetic-hrnet_w48_w18s-bpkd-1", "evaluate@synthetic-hrnet_w48_w18s-cwd-1",
+                                "qualitative@synthetic-hrnet_w48_w18s", "report"], exp.stdout
+    tables = (smoke_repo / "metrics/tables.md").read_text()
+    assert "Every student ran once per seed (0, 1)" in tables and "paired t-test" in tables
+    spread = [line for line in tables.splitlines() if line.startswith(f"| {PAIR}") and "(2)" in line]
+    assert [line.split("|")[2].strip() for line in spread] == ["S: HRNetV2P-W18S", "CWD", "BPKD(Ours)"]
+    evals = {s: json.loads((smoke_repo / f"metrics/eval/synthetic/{PAIR}/seed{s}/bpkd.json").read_text())["mIoU"]
+             for s in (0, 1)}
+    bpkd = next(line for line in spread if "BPKD" in line)
+    assert f"{(evals[0] + evals[1]) / 2:.2f} ± " in bpkd
