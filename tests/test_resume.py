@@ -31,7 +31,7 @@ def _longer_smoke(repo):
 
 def _kill_after_first_checkpoint(repo) -> int:
     """Start the stage, SIGKILL it once a checkpoint exists; return that checkpoint's iteration."""
-    work = repo / f"data/work/synthetic/{PAIR}/baseline"
+    work = repo / f"data/work/synthetic/{PAIR}/seed0/baseline"
     proc = subprocess.Popen(["dvc", "repro", STAGE], cwd=repo, env=tool_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300
@@ -58,7 +58,7 @@ def test_killed_training_resumes_from_its_checkpoint_and_matches_an_uninterrupte
     print(f"killed after iteration {done_at} of {ITERS}; the resumed stage took {time.monotonic() - t0:.1f} s")
     log = resumed.stdout + resumed.stderr
     assert f"Advance dataloader {done_at} steps" in log, log[-3000:]
-    assert not (killed / f"data/work/synthetic/{PAIR}/baseline").exists()  # cleaned once exported
+    assert not (killed / f"data/work/synthetic/{PAIR}/seed0/baseline").exists()  # cleaned once exported
     # The step log continues rather than restarting: one row per iteration, no duplicates.
     tsv = killed / f"metrics/synthetic/{PAIR}/train/seed0/baseline/plots/metrics/decode.loss_ce.tsv"
     header, *rows = tsv.read_text().splitlines()
