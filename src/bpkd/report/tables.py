@@ -66,17 +66,17 @@ def runs_frame(metrics_dir: Path, dataset: str, pairs: list[str], methods: list[
 
 
 def dataset_frame(metrics_dir: Path, dataset: str, pairs: list[str], methods: list[str],
-                  seeds: list[int] = (0,), released: list[str] = ()) -> pd.DataFrame:
-    """The seed README's rows, each student's numbers the mean over its seeds."""
+                  runs: pd.DataFrame) -> pd.DataFrame:
+    """The seed README's rows, each student's numbers the mean over its seeds
+    (``runs``: :func:`runs_frame` of the same dataset)."""
     complexity = {r["arch"]: r for r in (_read(metrics_dir / "complexity" / f"{dataset}.json") or [])}
-    runs = runs_frame(metrics_dir, dataset, pairs, methods, list(seeds), released)
     rows = []
     for pair in pairs:
         for model, label, arch in _entries(pair, methods):
             mine = runs[(runs["pair"] == pair) & (runs["model"] == model)]
             c = complexity.get(arch, {})
             rows.append({"pair": pair, "model": model, "Methods": label, "FLOPs(G)": c.get("flops_g"),
-                         "Parameters(M)": c.get("params_m"), "runs": len(mine),
+                         "Parameters(M)": c.get("params_m"),
                          **{col: (mine[col].astype(float).mean() if len(mine) else None) for col in EVAL_KEYS}})
     return pd.DataFrame(rows)
 
@@ -143,12 +143,13 @@ def render(metrics_dir: str | Path, datasets: list[str], pairs: list[str], metho
                   "student's mean over its seeds, the spread table its standard deviation and paired "
                   "differences.", ""]
     for dataset in datasets:
-        frame = dataset_frame(metrics_dir, dataset, pairs, methods, seeds, released)
+        runs = runs_frame(metrics_dir, dataset, pairs, methods, seeds, released)
+        frame = dataset_frame(metrics_dir, dataset, pairs, methods, runs)
         parts += [f"{h}# {DATASET_TITLES.get(dataset, dataset)}", "", markdown_table(frame), "",
                   "Gains of each distilled student:", "", gains_table(frame, methods), "",
                   f"Boundaries ({_band_caption(frame)}; BF: boundary F-score, 2 px tolerance):", "",
                   markdown_table(frame, BOUNDARY_COLUMNS), ""]
         if len(seeds) > 1:
-            caption, table = spread_table(runs_frame(metrics_dir, dataset, pairs, methods, seeds, released))
+            caption, table = spread_table(runs)
             parts += [caption, "", table, ""]
     return "\n".join(parts)

@@ -30,7 +30,8 @@ def matches(record: Record, point: Point) -> bool:
 
 def _set_arg(key: str, value) -> str:
     """``key=value`` for ``-S``, the value in YAML flow syntax (5.0, gt_pixels, true, [0, 1])."""
-    return f"{key}={yaml.safe_dump(value, default_flow_style=True, width=10_000).removesuffix(chr(10) + '...' + chr(10)).strip()}"
+    text = yaml.safe_dump(value, default_flow_style=True, width=10_000)
+    return f"{key}={text.removesuffix(chr(10) + '...' + chr(10)).strip()}"  # a scalar ends with "\n...\n"
 
 
 def _dvc(args: list[str], cwd: str) -> subprocess.CompletedProcess:
