@@ -1,5 +1,6 @@
 """DVC stage report: regenerate the results tables (one per dataset, the seed
-README's layout, plus each method's gains, and with several seeds their spread)
+README's layout, plus each method's gains, on a real dataset the seed's reported
+numbers beside the measured ones, and with several seeds their spread)
 from the metrics files, render the key
 figures of the plots page as static PNGs (val mIoU curves, per-class IoU, the
 qualitative grid), and refresh README.md's results block with both."""

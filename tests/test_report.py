@@ -210,3 +210,51 @@ def test_one_seed_renders_no_spread_table(tmp_path):
     text = render(tmp_path, ["synthetic"], [PAIR], ["cwd"], seeds=[0])
     assert "Spread over seeds" not in text
     assert next(line for line in text.splitlines() if line.startswith("| S: ")).split("|")[4].strip() == "40.00"
+
+
+def _released(root, dataset, pair, model, miou, macc):
+    """One evaluation as `released@` writes it: a given checkpoint, no seed folder."""
+    path = root / "eval" / dataset / pair / f"{model}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"mIoU": miou, "mAcc": macc, "aAcc": 95.0, "mIoU_edge": 50.0, "mIoU_body": 80.0,
+                                "mBF": 60.0, "edge_radius_px": 3}))
+
+
+def _cells(line):
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
+def test_a_real_dataset_shows_measured_beside_reported_with_the_difference(tmp_path):
+    # The seed's Cityscapes HRNetV2P-W48 / W18S rows: T 80.65 / 87.39, S 75.31 / 83.71,
+    # SKDS 77.27 / 84.77, CWD 77.87 / 84.98, BPKD 78.58 / 85.78 (mIoU / mAcc).
+    _released(tmp_path, "cityscapes", PAIR, "teacher", 80.40, 87.50)  # -0.25, +0.11
+    _released(tmp_path, "cityscapes", PAIR, "baseline", 74.50, 83.70)  # -0.81 (marked), -0.01
+    _released(tmp_path, "cityscapes", PAIR, "cwd", 78.37, 85.10)  # +0.50: not above 0.5, not marked; +0.12
+    _released(tmp_path, "cityscapes", PAIR, "bpkd", 77.90, 85.00)  # -0.68 (marked), -0.78
+    text = render(tmp_path, ["cityscapes"], [PAIR], ["skds", "cwd", "bpkd"],
+                  released=["baseline", "skds", "cwd", "bpkd"])
+    assert "Δ = measured − reported" in text and "†: |Δ mIoU| > 0.5" in text
+    header = next(line for line in text.splitlines() if "reported mIoU(%)" in line)
+    assert _cells(header) == ["Pair", "Methods", "mIoU(%)", "reported mIoU(%)", "Δ mIoU", "mAcc(%)",
+                              "reported mAcc(%)", "Δ mAcc"]
+    rows = {c[1]: c[2:] for c in map(_cells, text.splitlines()) if c[0] == PAIR and len(c) == 8}
+    assert rows == {
+        "T: HRNetV2P-W48": ["80.40", "80.65", "-0.25", "87.50", "87.39", "+0.11"],
+        "S: HRNetV2P-W18S": ["74.50", "75.31", "-0.81 †", "83.70", "83.71", "-0.01"],
+        "SKDS": ["—", "77.27", "—", "—", "84.77", "—"],  # not run: the paper's target stays in view
+        "CWD": ["78.37", "77.87", "+0.50", "85.10", "84.98", "+0.12"],
+        "BPKD(Ours)": ["77.90", "78.58", "-0.68 †", "85.00", "85.78", "-0.78"],
+    }
+    synthetic = render(tmp_path, ["synthetic"], [PAIR], ["cwd"])  # the seed has no synthetic table
+    assert "reported" not in synthetic and "†" not in synthetic
+
+
+def test_with_several_seeds_the_measured_number_is_the_mean(tmp_path):
+    for seed, miou in [(0, 75.0), (1, 76.0)]:
+        path = tmp_path / "eval" / "cityscapes" / PAIR / f"seed{seed}" / "baseline.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"mIoU": miou, "mAcc": 83.0}))
+    text = render(tmp_path, ["cityscapes"], [PAIR], [], seeds=[0, 1])
+    assert "a trained student's measured number being its mean over seeds" in text
+    row = next(c for c in map(_cells, text.splitlines()) if c[:2] == [PAIR, "S: HRNetV2P-W18S"] and len(c) == 8)
+    assert row[2:] == ["75.50", "75.31", "+0.19", "83.00", "83.71", "-0.71"]  # (75 + 76) / 2 - 75.31

@@ -12,6 +12,9 @@ so "BPKD beats every other method" can be checked at a glance.
 Students run once per seed of ``seeds`` (``bpkd.layout``); with several seeds the
 tables show each student's mean over its seeds, and a spread table
 (:func:`spread_table`) each one's standard deviation and its paired differences.
+
+On a dataset the seed reports (not ``synthetic``), a third view puts each measured
+mIoU/mAcc beside the seed's (:mod:`bpkd.report.reported`).
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from tabulate import tabulate
 from .. import layout
 from ..distill.band_radius import EVAL_EDGE_RADIUS
 from ..models.pairs import ARCHS, PAIRS
+from .reported import comparison_table, seed_tables
 from .spread import spread_table
 
 METHOD_LABELS = {"skds": "SKDS", "ifvd": "IFVD", "cirkd": "CIRKD", "cwd": "CWD", "bpkd": "BPKD(Ours)"}
@@ -145,8 +149,11 @@ def render(metrics_dir: str | Path, datasets: list[str], pairs: list[str], metho
     for dataset in datasets:
         runs = runs_frame(metrics_dir, dataset, pairs, methods, seeds, released)
         frame = dataset_frame(metrics_dir, dataset, pairs, methods, runs)
-        parts += [f"{h}# {DATASET_TITLES.get(dataset, dataset)}", "", markdown_table(frame), "",
-                  "Gains of each distilled student:", "", gains_table(frame, methods), "",
+        parts += [f"{h}# {DATASET_TITLES.get(dataset, dataset)}", "", markdown_table(frame), ""]
+        if dataset in seed_tables():
+            caption, table = comparison_table(frame, dataset, several_seeds=len(seeds) > 1)
+            parts += [caption, "", table, ""]
+        parts += ["Gains of each distilled student:", "", gains_table(frame, methods), "",
                   f"Boundaries ({_band_caption(frame)}; BF: boundary F-score, 2 px tolerance):", "",
                   markdown_table(frame, BOUNDARY_COLUMNS), ""]
         if len(seeds) > 1:
