@@ -1,8 +1,10 @@
 """Weights: the downloader against a real HTTP server on 127.0.0.1, the converter on
 a real mmseg student, and the registry's entries."""
 import hashlib
+import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -11,6 +13,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -20,7 +24,7 @@ from bpkd.weights import registry
 from bpkd.weights.convert import convert_checkpoint
 from bpkd.weights.download import DownloadError, HashMismatch, NetworkUnavailable, download
 
-from conftest import REPO, run, tool_env
+from conftest import REPO, tool_env
 
 PAYLOAD = os.urandom(300_000)
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -311,10 +315,10 @@ def test_registry_has_a_teacher_for_every_dataset_and_pair():
     assert len(reg.teachers) == len(registry.DATASETS) * len(PAIRS)
 
 
-def test_openmmlab_hashes_match_their_file_names():
+def test_openmmlab_and_torchvision_hashes_match_their_file_names():
     for entry in registry.load().entries():
         name_hash = re.search(r"-([0-9a-f]{8,})\.pth$", entry.filename)
-        if "openmmlab.com" in entry.url:
+        if "openmmlab.com" in entry.url or entry.url.startswith("https://download.pytorch.org/models/"):
             assert name_hash and entry.sha256 == name_hash.group(1), entry.key
             for mirror in entry.mirrors:
                 assert mirror.rsplit("/", 1)[-1] == entry.filename, entry.key
@@ -332,6 +336,26 @@ def test_every_released_student_and_teacher_link_of_the_seed_readme_is_listed():
     assert len(registry.load().released) == 70  # 72 rows, two without a link
 
 
+def test_every_released_student_is_evaluable():
+    # 70 files: 23 Cityscapes (HRNet has no CIRKD link), 24 ADE20K, 23 Pascal Context 59
+    # (HRNet has no baseline link). Each is built as the pair's student, except the
+    # Cityscapes PSPNet baseline, mmseg's PSPNet-R18b.
+    from bpkd.models.build import model_config
+    from bpkd.models.pairs import ARCHS, arch_of
+
+    archs = {key: registry.released_arch(*key) for key in registry.load().released}
+    assert len(archs) == 70 and set(archs.values()) <= set(ARCHS)
+    other = {key: a for key, a in archs.items() if a != arch_of(key[1], "student")}
+    assert other == {("cityscapes", "pspnet_r101_r18", "baseline"): "pspnet_r18b"}
+    counts = {a: list(archs.values()).count(a) for a in sorted(set(archs.values()))}
+    assert counts == {"deeplabv3p_mv2": 18, "hrnet_w18s": 16, "isanet_r18": 18, "pspnet_r18": 17, "pspnet_r18b": 1}
+    r18b = model_config("pspnet_r18b", 19, (64, 64), pretrained=True)
+    # mmseg's pspnet_r18b-d8 config: torchvision's ResNet (7x7 stem), not ResNetV1c; r18 heads.
+    assert (r18b.pretrained, r18b.backbone.type, r18b.backbone.depth) == ("torchvision://resnet18", "ResNet", 18)
+    assert (r18b.decode_head.in_channels, r18b.decode_head.channels) == (512, 128)
+    assert (r18b.auxiliary_head.in_channels, r18b.auxiliary_head.channels) == (256, 64)
+
+
 def test_lookups_and_their_errors():
     assert registry.released("ade20k", "hrnet_w48_w18s", "bpkd").filename == "bpkd_80k_hrnet_r18_ade20k_student.pth"
     with pytest.raises(registry.RegistryError, match="no 'cirkd' checkpoint for cityscapes/hrnet_w48_w18s"):
@@ -341,6 +365,34 @@ def test_lookups_and_their_errors():
     assert mv2.prefix == "backbone." and mv2.sha256 == "3b2dc3af"
     entry = registry.teacher("cityscapes", "pspnet_r101_r18")
     assert registry.find_url(entry.mirrors[0]) is entry
+    assert registry.released_arch("cityscapes", "pspnet_r101_r18", "baseline") == "pspnet_r18b"
+    assert registry.released_arch("cityscapes", "pspnet_r101_r18", "bpkd") == "pspnet_r18"
+
+
+def test_torchvision_resnet18_is_listed_by_url_and_name_hash_and_fits_the_r18b_backbone():
+    # mmengine resolves 'torchvision://resnet18' by importing torchvision (not installed
+    # here); the registry lists torchvision's URL, verified like torch.hub's check_hash:
+    # the first 8 hex digits of the SHA-256, which the file name carries.
+    from bpkd.weights.convert import build_arch
+
+    tv = registry.backbone("pspnet_r18b")
+    assert tv.url == "https://download.pytorch.org/models/resnet18-f37072fd.pth"
+    assert tv.sha256 == "f37072fd" and tv.prefix is None
+    # torchvision's resnet18 keys, written out from its architecture: a 7x7 conv1/bn1
+    # stem, two BasicBlocks per layer, a downsample in the first block of layers 2-4,
+    # and the classifier fc. Without fc they are exactly mmseg's ResNet-18 backbone keys,
+    # so the file loads with no prefix (mmengine's Pretrained init ignores fc).
+    bn = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+    keys = {"conv1.weight", *(f"bn1.{b}" for b in bn), "fc.weight", "fc.bias"}
+    for layer in range(1, 5):
+        for block in range(2):
+            at = f"layer{layer}.{block}."
+            keys |= {at + "conv1.weight", at + "conv2.weight", *(f"{at}bn{i}.{b}" for i in (1, 2) for b in bn)}
+            if layer > 1 and block == 0:
+                keys |= {at + "downsample.0.weight", *(f"{at}downsample.1.{b}" for b in bn)}
+    backbone = {k.removeprefix("backbone.") for k in build_arch("pspnet_r18b", 19).state_dict()
+                if k.startswith("backbone.")}
+    assert backbone == keys - {"fc.weight", "fc.bias"}
 
 
 def test_every_architecture_has_its_pretrained_backbone_listed():
@@ -360,18 +412,101 @@ def test_malformed_registry_errors_name_the_key():
         data = yaml.safe_load(registry.REGISTRY_FILE.read_text())
         del data["datasets"]["cityscapes"]["hrnet_w48_w18s"]
         registry.parse(data)
+    with pytest.raises(registry.RegistryError, match=r"pspnet_r101_r18\.released\.baseline\.arch: unknown "
+                                                     r"architecture 'pspnet_r18c'"):
+        data = yaml.safe_load(registry.REGISTRY_FILE.read_text())
+        data["datasets"]["cityscapes"]["pspnet_r101_r18"]["released"]["baseline"]["arch"] = "pspnet_r18c"
+        registry.parse(data)
+    with pytest.raises(registry.RegistryError, match=r"ade20k\.pspnet_r101_r18\.teacher\.arch: a teacher must"):
+        data = yaml.safe_load(registry.REGISTRY_FILE.read_text())
+        data["datasets"]["ade20k"]["pspnet_r101_r18"]["teacher"]["arch"] = "pspnet_r18b"
+        registry.parse(data)
     assert registry.load() is good
 
 
-def test_released_checkpoint_of_another_architecture_is_refused_before_download(tmp_path):
-    # The seed's Cityscapes PSPNet-R18 baseline is mmseg's R18b model, not the pair's
-    # R18-V1c student: refused with the registry's reason, nothing downloaded or written.
+def _mmseg_0x_zoo_file(state_dict) -> dict:
+    """A checkpoint as mmseg 0.x's model zoo publishes it (tools/train.py, then
+    tools/publish_model.py, which drops the optimizer and appends the hash to the
+    name): the segmentor's own keys, in an OrderedDict carrying torch's per-module
+    ``_metadata`` as mmcv saved it, under ``state_dict``, beside a ``meta`` of plain
+    values. A zoo file has no wrapper prefix, and mmseg 0.x's EncoderDecoder keys are
+    1.x's (1.x's data_preprocessor holds no saved tensors), so the file's keys are the
+    model's; what the converter has to get through is the nesting and the meta."""
+    meta = {"mmseg_version": "0.11.0+2b8a3a6", "mmcv_version": "1.2.4", "seed": 0, "iter": 80000,
+            "exp_name": "pspnet_r18b-d8_512x1024_80k_cityscapes.py", "config": "norm_cfg = dict(type='SyncBN')\n",
+            "CLASSES": ("road", "sidewalk"), "PALETTE": [[128, 64, 128], [244, 35, 232]], "hook_msgs": {}}
+    return {"meta": meta, "state_dict": state_dict}
+
+
+def test_released_r18b_baseline_resolves_converts_and_evaluates(server, tmp_path):
+    """released@cityscapes-pspnet_r101_r18-baseline end to end: the stage takes the
+    registry's entry, builds mmseg's pspnet_r18b (not the pair's V1c student),
+    downloads the file from 127.0.0.1, converts it and evaluates it on a tiny
+    prepared Cityscapes. The file is a random pspnet_r18b in mmseg 0.x's zoo layout
+    whose classifier says "road" everywhere, so the metrics follow from the labels."""
+    from bpkd.datasets.prepare import prepare
+    from bpkd.weights.convert import build_arch
+    from test_prepare_real import CITY_IDS, CITY_NAMES, _cityscapes, _params
+
+    torch.manual_seed(0)
+    weights = build_arch("pspnet_r18b", 19).state_dict()
+    assert hasattr(weights, "_metadata") and not any(k.startswith("data_preprocessor.") for k in weights)
+    # Constant logits, largest for class 0 (road): every pixel is predicted road.
+    weights["decode_head.conv_seg.weight"] = torch.zeros_like(weights["decode_head.conv_seg.weight"])
+    weights["decode_head.conv_seg.bias"] = torch.nn.functional.one_hot(torch.tensor(0), 19).float()
+    buf = tmp_path / "zoo.pth"
+    torch.save(_mmseg_0x_zoo_file(weights), buf)
+    payload = buf.read_bytes()
+    entry = registry.released("cityscapes", "pspnet_r101_r18", "baseline")
+    server.files["/" + entry.filename] = payload
+
+    # The file does not fit the pair's student: ResNet-18 V1c has a 3-conv stem.
+    with pytest.raises(CheckpointError, match=r"missing from the checkpoint, e\.g\. \['backbone\.stem\.0\.weight'"):
+        convert_checkpoint(buf, build_arch("pspnet_r18", 19))
+
+    # The registry, with only this entry's URL and hash replaced (the real file is on
+    # download.openmmlab.com, and no local file has its hash), in a copy of src/ that
+    # the stage imports instead of the installed one.
+    src = tmp_path / "src"
+    shutil.copytree(REPO / "src", src, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    reg_file = src / "bpkd" / "weights" / "registry.yaml"
+    data = yaml.safe_load(reg_file.read_text())
+    served = data["datasets"]["cityscapes"]["pspnet_r101_r18"]["released"]["baseline"]
+    served.update(url=server.url("/" + entry.filename), sha256=hashlib.sha256(payload).hexdigest(), mirrors=[])
+    reg_file.write_text(yaml.safe_dump(data, sort_keys=False))
+
+    work = tmp_path / "work"
+    raw = _cityscapes(tmp_path / "raw")
+    val, dropped = CITY_NAMES["val"]  # one validation image: each is evaluated at 1024x1707 (mmseg's scale)
+    for f in [*raw.glob(f"*/val/{dropped}_*")]:
+        f.unlink()
+    prepare(_params("cityscapes", raw, counts={"train": 3, "val": 1}), "cityscapes",
+            work / "data" / "prepared" / "cityscapes")
     tree = yaml.safe_load((REPO / "params.yaml").read_text())
-    tree.update(datasets=["cityscapes"], pairs=["pspnet_r101_r18"], models=[], released=["baseline"])
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
-    proc = run([sys.executable, str(REPO / "stages" / "evaluate.py"), "--released", "--dataset", "cityscapes",
-                "--pair", "pspnet_r101_r18", "--model", "baseline", "--out", "m.json", "--per-class", "c.json"],
-               tmp_path, check=False)
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "is a pspnet_r18b model, not the pair's pspnet_r18" in proc.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+    tree.update(profile="smoke", datasets=["cityscapes"], pairs=["pspnet_r101_r18"], models=[],
+                released=["baseline"])
+    (work / "params.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
+    proc = subprocess.run([sys.executable, str(REPO / "stages" / "evaluate.py"), "--released", "--dataset",
+                           "cityscapes", "--pair", "pspnet_r101_r18", "--model", "baseline", "--out", "m.json",
+                           "--per-class", "c.json"], cwd=work, env=dict(tool_env(), PYTHONPATH=str(src)),
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert server.requests == [("/" + entry.filename, None)]
+    converted = work / "data" / "weights" / "converted" / "pspnet_r18b" / entry.filename
+    assert f"{converted.relative_to(work)}: converted from {server.url('/' + entry.filename)}: 160 tensors" \
+        in proc.stdout
+    assert "cityscapes/pspnet_r101_r18/baseline (pspnet_r18b): mIoU" in proc.stdout
+    loaded = torch.load(converted, weights_only=True)["state_dict"]
+    assert loaded.keys() == weights.keys() and all(torch.equal(loaded[k], weights[k]) for k in weights)
+
+    # Expected numbers from the val labels: road (labelId 7) and car (26) are the only
+    # valid classes, everything is predicted road, ignored pixels do not count.
+    ids = cv2.imread(str(raw / "gtFine" / "val" / f"{val}_gtFine_labelIds.png"), cv2.IMREAD_UNCHANGED)
+    train_ids = np.vectorize(CITY_IDS.get)(ids)
+    road, car = int((train_ids == 0).sum()), int((train_ids == 13).sum())
+    # IoU(road) = road / (road + car) (every valid pixel predicted road), IoU(car) = 0,
+    # other classes absent and unpredicted (NaN, left out of the mean); Acc: 100 and 0.
+    summary = json.loads((work / "m.json").read_text())
+    assert summary["aAcc"] == round(100 * road / (road + car), 2)
+    assert summary["mIoU"] == round(100 * road / (road + car) / 2, 2)
+    assert summary["mAcc"] == 50.0

@@ -4,9 +4,9 @@ The data lives in a YAML file rather than in code so that a URL or a hash can be
 corrected (or a full SHA-256 pinned once a file has been fetched) without touching
 any logic, and so that the closing note of issue 4 can list it as it is. This
 module only reads it, checks its shape once (an error names the offending key), and
-answers three questions: which teacher for a dataset and pair, which ImageNet
-backbone an architecture starts from, and which released student checkpoint the
-seed's tables report.
+answers four questions: which teacher for a dataset and pair, which ImageNet
+backbone an architecture starts from, which released student checkpoint the seed's
+tables report, and which architecture that checkpoint is evaluated as.
 """
 from __future__ import annotations
 
@@ -87,9 +87,16 @@ class Registry:
         return [*self.backbones.values(), *self.teachers.values(), *self.released.values()]
 
 
+def _check_arch(entry: WeightEntry, archs) -> WeightEntry:
+    if entry.arch is not None and entry.arch not in archs:
+        raise RegistryError(f"{REGISTRY_FILE}: {entry.key}.arch: unknown architecture {entry.arch!r}; "
+                            f"expected one of {sorted(archs)} (bpkd/models/pairs.py)")
+    return entry
+
+
 def parse(data, pairs=None) -> Registry:
     """Validate the loaded YAML ``data``; every problem names its key."""
-    from ..models.pairs import PAIRS
+    from ..models.pairs import ARCHS, PAIRS
 
     pairs = PAIRS if pairs is None else pairs
     if not isinstance(data, dict) or set(data) != {"backbones", "datasets"}:
@@ -116,11 +123,14 @@ def parse(data, pairs=None) -> Registry:
             if extra:
                 raise RegistryError(f"{REGISTRY_FILE}: {key}: unknown fields {sorted(extra)}")
             teachers[dataset, pair] = _entry(f"{key}.teacher", raw["teacher"])
+            if teachers[dataset, pair].arch is not None:  # the teacher stage builds the pair's teacher only
+                raise RegistryError(f"{REGISTRY_FILE}: {key}.teacher.arch: a teacher must be of the pair's "
+                                    f"teacher architecture; `arch` is for released students only")
             for model, entry in (raw.get("released") or {}).items():
                 if model not in RELEASED_MODELS:
                     raise RegistryError(f"{REGISTRY_FILE}: {key}.released.{model}: unknown model; "
                                         f"expected one of {RELEASED_MODELS}")
-                released[dataset, pair, model] = _entry(f"{key}.released.{model}", entry)
+                released[dataset, pair, model] = _check_arch(_entry(f"{key}.released.{model}", entry), ARCHS)
     return Registry(backbones, teachers, released)
 
 
@@ -150,6 +160,16 @@ def released(dataset: str, pair: str, model: str) -> WeightEntry:
         raise RegistryError(f"the seed README releases no {model!r} checkpoint for {dataset}/{pair} "
                             f"(released there: {have or 'none'})")
     return reg.released[dataset, pair, model]
+
+
+def released_arch(dataset: str, pair: str, model: str) -> str:
+    """The architecture (a key of ``bpkd.models.pairs.ARCHS``) that the released
+    ``model`` of ``dataset``/``pair`` is built and evaluated as: the pair's student,
+    unless the file is of another one (its ``arch``, e.g. the Cityscapes PSPNet
+    baseline, mmseg's pspnet_r18b)."""
+    from ..models.pairs import arch_of
+
+    return released(dataset, pair, model).arch or arch_of(pair, "student")
 
 
 def pretrained_of(arch: str) -> str | None:
