@@ -11,7 +11,7 @@ import yaml
 
 from bpkd.models.build import build_model, model_config
 from bpkd.params import Params, ParamsError
-from bpkd.training.run import distill_config, run_config
+from bpkd.training.run import describe, distill_config, run_config
 from bpkd.weights import load_into
 from conftest import REPO, copy_repo, run
 
@@ -52,10 +52,19 @@ def test_each_mode_resolves_to_its_mmengine_wrapper(in_tmp, amp, cuda):
     cwd = distill_config(params, "synthetic", PAIR, "cwd", {}, "t.pth", work_dir="w", log_dir="l",
                          dry_run=True, cuda=cuda)
     assert cwd.optim_wrapper.to_dict() == cfg.optim_wrapper.to_dict()
-    skds = distill_config(params, "synthetic", PAIR, "skds", {}, "t.pth", work_dir="w", log_dir="l",
-                          dry_run=True, cuda=cuda).optim_wrapper.to_dict()
+    skds_cfg = distill_config(params, "synthetic", PAIR, "skds", {}, "t.pth", work_dir="w", log_dir="l",
+                              dry_run=True, cuda=cuda)
+    skds = skds_cfg.optim_wrapper.to_dict()
     assert skds["student"] == dict(EXPECTED[amp, cuda], optimizer=SGD)
     assert skds["discriminator"]["type"] == "OptimWrapper"
+    # The dry run's summary names the precision.
+    shown = {("fp32", False): "# precision: fp32 (OptimWrapper)", ("fp32", True): "# precision: fp32 (OptimWrapper)",
+             ("bf16", False): "# precision: bf16 autocast on CPU (CPUBF16AmpOptimWrapper), losses in fp32",
+             ("bf16", True): "# precision: bfloat16 autocast (AmpOptimWrapper, loss_scale={'enabled': False}), "
+                             "losses in fp32",
+             ("fp16", True): "# precision: float16 autocast (AmpOptimWrapper, loss_scale=dynamic), losses in fp32"}
+    assert shown[amp, cuda] in describe(cfg, 1).splitlines()
+    assert shown[amp, cuda] in describe(skds_cfg, 1).splitlines()
 
 
 def test_fp32_config_is_the_one_before_the_knob(in_tmp):

@@ -192,6 +192,15 @@ def distill_config(params: Params, dataset: str, pair: str, method: str, method_
     return cfg
 
 
+def _precision(wrapper) -> str:
+    """What an optim wrapper config trains in (``train.amp``; bpkd.training.amp)."""
+    if wrapper["type"] == "OptimWrapper":
+        return "fp32 (OptimWrapper)"
+    if wrapper["type"] == "CPUBF16AmpOptimWrapper":
+        return "bf16 autocast on CPU (CPUBF16AmpOptimWrapper), losses in fp32"
+    return f"{wrapper['dtype']} autocast ({wrapper['type']}, loss_scale={wrapper['loss_scale']}), losses in fp32"
+
+
 def describe(cfg, nproc: int) -> str:
     """The resolved config of a run (``--dry-run``): a summary of the numbers that
     define the protocol, then mmengine's full config text."""
@@ -211,6 +220,7 @@ def describe(cfg, nproc: int) -> str:
         f"= {train.batch_size * nproc}",
         f"# optimizer: {opt['type']} lr={opt['lr']} momentum={opt.get('momentum')} "
         f"weight_decay={opt.get('weight_decay')}",
+        f"# precision: {_precision(cfg.optim_wrapper.get('student', cfg.optim_wrapper))}",
         "# schedule: " + "; ".join(f"{s['type']}(power={s.get('power')}, eta_min={s.get('eta_min')}, "
                                   f"end={s.get('end')})" for s in sched),
         f"# test: {dict(model['test_cfg'])}",
