@@ -17,6 +17,10 @@ from .errors import UserError
 
 PARAMS_FILE = "params.yaml"
 ROLES = ("teacher", "student")
+# Training precision (bpkd.training.amp): fp32, or mixed with fp16 / bf16 autocast.
+# Not "off": YAML 1.1 (PyYAML, which reads params.yaml) reads an unquoted off as false,
+# and `dvc exp run -S ...amp=off` writes it unquoted.
+AMP_MODES = ("fp32", "fp16", "bf16")
 
 
 class ParamsError(UserError, ValueError):
@@ -107,6 +111,7 @@ class TrainSettings:
     cpu_capability: str | None
     nproc: int
     pretrained_backbone: bool
+    amp: str
 
     @property
     def batch_per_process(self) -> int:
@@ -184,7 +189,15 @@ class Params:
             cpu_capability=_choice(self.tree, f"{t}.cpu_capability", [None, *CPU_CAPABILITIES]),
             nproc=nproc,
             pretrained_backbone=_bool(self.tree, f"{t}.pretrained_backbone"),
+            amp=self._amp(f"{t}.amp"),
         )
+
+    def _amp(self, key: str) -> str:
+        value = _get(self.tree, key)
+        if isinstance(value, bool):  # an unquoted off/no/false/on/yes/true in YAML
+            _fail(key, value, f"one of {list(AMP_MODES)} (YAML reads an unquoted off or on as a boolean; "
+                              "fp32 is full precision)")
+        return _choice(self.tree, key, list(AMP_MODES))
 
     def synthetic(self) -> SyntheticSettings:
         key = f"profiles.{self.profile}.synthetic"

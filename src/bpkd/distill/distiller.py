@@ -35,6 +35,7 @@ class HeadRecorder:
         self.features, self.logits = inputs[0], output
 
     def take(self, with_features: bool) -> Recorded:
+        # fp32 whatever the forward's precision: the losses compute in fp32.
         rec = Recorded(logits=self.logits.float(), features=self.features.float() if with_features else None)
         self.features = self.logits = None
         return rec
@@ -95,10 +96,13 @@ class SegDistiller(BaseModel):
         # call them (DDP's forward all-reduces gradients), read attributes via .module.
         method = self.method.module if is_model_wrapper(self.method) else self.method
         uses_features = method.uses_features
-        with torch.no_grad():
-            self.teacher._forward(inputs)
-        teacher = self._rec_t.take(uses_features)
+        # Both forwards inside the student wrapper's context: under mixed precision
+        # (bpkd.training.amp) the teacher is autocast too. The recorded logits and
+        # features are fp32 copies (HeadRecorder.take), and every method loss runs in fp32.
         with student_opt.optim_context(self):
+            with torch.no_grad():
+                self.teacher._forward(inputs)
+            teacher = self._rec_t.take(uses_features)
             losses = self.student(inputs, data_samples, mode="loss")
             student = self._rec_s.take(uses_features)
             labels = torch.stack([s.gt_sem_seg.data.squeeze(0) for s in data_samples]).long()

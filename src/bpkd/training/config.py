@@ -12,6 +12,7 @@ from mmengine.config import Config
 from ..datasets.specs import DatasetSpec
 from ..params import TrainSettings
 from . import finite_loss_hook, rng_state  # noqa: F401  (register FiniteLossHook, RngStateHook)
+from .amp import optim_wrapper_config
 
 
 def data_scale(spec: DatasetSpec, image_hw: tuple[int, int] | None) -> tuple[int, int]:
@@ -72,8 +73,10 @@ def val_parts(spec: DatasetSpec, data_root: str, scale, num_workers: int = 0) ->
 
 
 def train_config(*, model: dict, spec: DatasetSpec, data_root: str, settings: TrainSettings, crop,
-                 scale, work_dir: str, log_dir: str, launcher: str = "none") -> Config:
-    """Full Runner config for one training run."""
+                 scale, work_dir: str, log_dir: str, launcher: str = "none", cuda: bool = False,
+                 amp_key: str = "train.amp") -> Config:
+    """Full Runner config for one training run (``cuda``: for GPUs, which decides the
+    mixed-precision wrapper; ``amp_key``: the params key of ``settings.amp``)."""
     val = val_parts(spec, data_root, scale, settings.num_workers)
     nw = settings.num_workers
     return Config(dict(
@@ -88,9 +91,9 @@ def train_config(*, model: dict, spec: DatasetSpec, data_root: str, settings: Tr
         val_evaluator=val["evaluator"],
         train_cfg=dict(type="IterBasedTrainLoop", max_iters=settings.iters, val_interval=settings.val_interval),
         val_cfg=dict(type="ValLoop"),
-        optim_wrapper=dict(type="OptimWrapper", optimizer=dict(
-            type="SGD", lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay),
-            clip_grad=None),
+        optim_wrapper=dict(optim_wrapper_config(
+            dict(type="SGD", lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay),
+            settings.amp, cuda, amp_key), clip_grad=None),
         param_scheduler=[dict(type="PolyLR", eta_min=settings.min_lr, power=settings.poly_power, begin=0,
                               end=settings.iters, by_epoch=False)],
         default_hooks=dict(

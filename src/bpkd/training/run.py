@@ -85,7 +85,8 @@ def run_config(params: Params, dataset: str, pair: str, role: str, *, work_dir: 
 
         model.backbone.init_cfg = backbone_init_cfg(arch, fetch_now=not dry_run)
     cfg = train_config(model=model.to_dict(), spec=spec, data_root=data_root, settings=settings, crop=crop,
-                       scale=scale, work_dir=work_dir, log_dir=log_dir, launcher=launcher(settings.nproc))
+                       scale=scale, work_dir=work_dir, log_dir=log_dir, launcher=launcher(settings.nproc),
+                       cuda=cuda, amp_key=f"profiles.{params.profile}.train.amp")
     _norm_and_wrapper(cfg, settings.nproc, cuda)
     return cfg
 
@@ -178,13 +179,26 @@ def distill_config(params: Params, dataset: str, pair: str, method: str, method_
                      method=method, method_params=method_params)
     if METHODS[method].has_discriminator:
         d_lr = float(method_params.get("d_lr", METHODS[method].DEFAULTS["d_lr"]))
+        # The student keeps the run's (mixed-precision) wrapper. The discriminator's wrapper
+        # stays fp32: D runs only inside the losses, which disable autocast, so it has
+        # nothing to autocast and its fp32 gradients need no loss scaling.
+        student = {k: v for k, v in cfg.optim_wrapper.to_dict().items() if k != "clip_grad"}
         cfg.optim_wrapper = dict(
             constructor="DistillerOptimWrapperConstructor",
-            student=dict(type="OptimWrapper", optimizer=cfg.optim_wrapper.optimizer.to_dict()),
+            student=student,
             discriminator=dict(type="OptimWrapper", optimizer=dict(type="Adam", lr=d_lr, betas=(0.9, 0.99))))
         # Poly LR for the student; the discriminator keeps a constant LR (CIRKD benchmark).
         cfg.param_scheduler = dict(student=cfg.param_scheduler, discriminator=[])
     return cfg
+
+
+def _precision(wrapper) -> str:
+    """What an optim wrapper config trains in (``train.amp``; bpkd.training.amp)."""
+    if wrapper["type"] == "OptimWrapper":
+        return "fp32 (OptimWrapper)"
+    if wrapper["type"] == "CPUBF16AmpOptimWrapper":
+        return "bf16 autocast on CPU (CPUBF16AmpOptimWrapper), losses in fp32"
+    return f"{wrapper['dtype']} autocast ({wrapper['type']}, loss_scale={wrapper['loss_scale']}), losses in fp32"
 
 
 def describe(cfg, nproc: int) -> str:
@@ -206,6 +220,7 @@ def describe(cfg, nproc: int) -> str:
         f"= {train.batch_size * nproc}",
         f"# optimizer: {opt['type']} lr={opt['lr']} momentum={opt.get('momentum')} "
         f"weight_decay={opt.get('weight_decay')}",
+        f"# precision: {_precision(cfg.optim_wrapper.get('student', cfg.optim_wrapper))}",
         "# schedule: " + "; ".join(f"{s['type']}(power={s.get('power')}, eta_min={s.get('eta_min')}, "
                                   f"end={s.get('end')})" for s in sched),
         f"# test: {dict(model['test_cfg'])}",

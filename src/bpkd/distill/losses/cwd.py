@@ -19,7 +19,7 @@ def channel_wise_divergence(student_logits: Tensor, teacher_logits: Tensor, tau:
     Each channel is turned into a distribution over its ``H*W`` positions,
     ``softmax_i(x_{n,c,i} / tau)``; the result is
     ``tau^2 / (N*C) * sum_{n,c} KL(teacher_{n,c} || student_{n,c})``.
-    Computed in fp32 with ``log_softmax`` on both sides; the teacher is detached.
+    Computed in fp32 (autocast off) with ``log_softmax`` on both sides; the teacher is detached.
     """
     if student_logits.shape != teacher_logits.shape:
         raise ValueError(f"student and teacher maps differ in shape: {tuple(student_logits.shape)} "
@@ -27,10 +27,11 @@ def channel_wise_divergence(student_logits: Tensor, teacher_logits: Tensor, tau:
     if student_logits.dim() != 4:
         raise ValueError(f"expected (N, C, H, W) maps; got shape {tuple(student_logits.shape)}")
     n, c = student_logits.shape[:2]
-    log_s = F.log_softmax(student_logits.float().reshape(n * c, -1) / tau, dim=1)
-    log_t = F.log_softmax(teacher_logits.detach().float().reshape(n * c, -1) / tau, dim=1)
-    kl = (log_t.exp() * (log_t - log_s)).sum()
-    return kl * (tau ** 2) / (n * c)
+    with torch.autocast(device_type=student_logits.device.type, enabled=False):
+        log_s = F.log_softmax(student_logits.float().reshape(n * c, -1) / tau, dim=1)
+        log_t = F.log_softmax(teacher_logits.detach().float().reshape(n * c, -1) / tau, dim=1)
+        kl = (log_t.exp() * (log_t - log_s)).sum()
+        return kl * (tau ** 2) / (n * c)
 
 
 class CWDLoss(DistillLoss):
@@ -63,7 +64,7 @@ class CWDLoss(DistillLoss):
 
     def forward(self, student: Recorded, teacher: Recorded, labels: Tensor) -> dict[str, Tensor]:
         z_s = student.logits
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast(device_type=z_s.device.type, enabled=False):
             z_t = resize_like(teacher.logits.detach().float(), z_s)
         return {"loss_cwd": self.weight * channel_wise_divergence(z_s, z_t, self.tau)}
 
