@@ -237,8 +237,9 @@ def optimizer_config(params: dict) -> dict:
 
 
 def scheduler_config(params: dict, iters: int) -> list[dict]:
-    """mmengine param schedulers of D: none (``constant``) or, for ``poly``,
-    ``lr = d_lr * (1 - t/iters)^d_poly_power`` down to 0 over the run (by iteration)."""
+    """mmengine param schedulers of D: none (``constant``) or, for ``poly``, mmengine's
+    ``PolyLR`` by iteration from ``d_lr`` down to 0 at the run's last iteration,
+    ``d_lr * (1 - t/(iters - 1))^d_poly_power`` (the student's convention too)."""
     if params["d_schedule"] == "constant":
         return []
     return [dict(type="PolyLR", eta_min=0.0, power=float(params["d_poly_power"]), begin=0, end=int(iters),
