@@ -56,12 +56,13 @@ def test_bad_value_names_the_key(key, value, shown):
 
 @pytest.mark.parametrize("group,key,value", [
     ("loss", "edge_weight", -1.0), ("loss", "edge_width", 0), ("loss", "edge_tau", 0.0), ("loss", "edge_norm", "mean"), ("loss", "edge_wieght", 1.0),
-    ("cwd", "tau", -4.0), ("cirkd", "pixel_queue_size", 0), ("skds", "pair_patch", 1.5),
+    ("cwd", "tau", -4.0), ("cirkd", "pixel_queue_size", 0), ("skds.benchmark", "pair_patch", 1.5),
+    ("skds.official", "adv_loss", "wgan"), ("ifvd", "preset", "offical"),
 ])
 def test_bad_method_knob_fails_before_training(tmp_path, group, key, value):
     tree = copy.deepcopy(TREE)
-    tree[group][key] = value
-    method = {"loss": "bpkd"}.get(group, group)
+    _set(tree, f"{group}.{key}", value)
+    method = {"loss": "bpkd"}.get(group.split(".")[0], group.split(".")[0])
     with pytest.raises(params.ParamsError) as err:
         resolve(params.Params(tree), method, tmp_path / "m.json")
     assert f"{group}.{key}" in str(err.value)

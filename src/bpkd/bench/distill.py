@@ -112,7 +112,9 @@ def _measure(job: dict) -> dict:
     method = job["what"]
     model = SegDistiller(student_cfg, teacher_cfg, None, method, job["method_params"]).to(device).train()
     if METHODS[method].has_discriminator:
-        d_cfg = dict(type="Adam", lr=model.method.d_lr, betas=model.method.d_betas)
+        from ..distill.losses.discriminator import optimizer_config
+
+        d_cfg = optimizer_config(model.method.params)
         opt = DistillerOptimWrapperConstructor(dict(
             student=dict(optimizer=sgd), discriminator=dict(optimizer=d_cfg)))(model)
     else:
@@ -155,6 +157,7 @@ def main(argv=None) -> int:
     from tabulate import tabulate
 
     from ..distill.losses import METHODS, PARAM_GROUPS
+    from ..distill.method_config import active_params
 
     tree = yaml.safe_load(open(args.params))
     methods = args.methods or list(METHODS)
@@ -167,8 +170,9 @@ def main(argv=None) -> int:
             base = pool.apply(_measure, (dict(base_job, what=BASELINE),))
             rows = [(BASELINE, f"{base['seconds'] * 1000:.0f}", "1.000", f"{base['peak_mib']:.0f}", "1.00")]
             for method in methods:
-                r = pool.apply(_measure, (dict(base_job, what=method,
-                                               method_params=dict(tree.get(PARAM_GROUPS[method]) or {})),))
+                group = PARAM_GROUPS[method]
+                _, knobs = active_params(method, dict(tree.get(group) or {}), group)  # the preset that trains
+                r = pool.apply(_measure, (dict(base_job, what=method, method_params=knobs),))
                 ratios[method][label] = round(r["seconds"] / base["seconds"], 3)
                 rows.append((method, f"{r['seconds'] * 1000:.0f}", f"{ratios[method][label]:.3f}",
                              f"{r['peak_mib']:.0f}", f"{r['peak_mib'] / base['peak_mib']:.2f}"))

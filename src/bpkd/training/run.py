@@ -178,17 +178,22 @@ def distill_config(params: Params, dataset: str, pair: str, method: str, method_
     cfg.model = dict(type="SegDistiller", student=student, teacher=teacher, teacher_checkpoint=teacher_checkpoint,
                      method=method, method_params=method_params)
     if METHODS[method].has_discriminator:
-        d_lr = float(method_params.get("d_lr", METHODS[method].DEFAULTS["d_lr"]))
+        from ..distill.losses import discriminator
+
         # The student keeps the run's (mixed-precision) wrapper. The discriminator's wrapper
         # stays fp32: D runs only inside the losses, which disable autocast, so it has
-        # nothing to autocast and its fp32 gradients need no loss scaling.
+        # nothing to autocast and its fp32 gradients need no loss scaling. Its optimiser and
+        # LR schedule are the method's knobs (d_optimizer, d_schedule, ...): Adam at a
+        # constant LR in the CIRKD benchmark, SGD or Adam on a poly schedule in the official
+        # SKD / IFVD code.
         student = {k: v for k, v in cfg.optim_wrapper.to_dict().items() if k != "clip_grad"}
+        d_params = dict(METHODS[method].DEFAULTS, **method_params)
         cfg.optim_wrapper = dict(
             constructor="DistillerOptimWrapperConstructor",
             student=student,
-            discriminator=dict(type="OptimWrapper", optimizer=dict(type="Adam", lr=d_lr, betas=(0.9, 0.99))))
-        # Poly LR for the student; the discriminator keeps a constant LR (CIRKD benchmark).
-        cfg.param_scheduler = dict(student=cfg.param_scheduler, discriminator=[])
+            discriminator=dict(type="OptimWrapper", optimizer=discriminator.optimizer_config(d_params)))
+        cfg.param_scheduler = dict(student=cfg.param_scheduler,
+                                   discriminator=discriminator.scheduler_config(d_params, cfg.train_cfg.max_iters))
     return cfg
 
 
@@ -226,4 +231,9 @@ def describe(cfg, nproc: int) -> str:
         f"# test: {dict(model['test_cfg'])}",
         f"# launcher: {cfg.launcher}; backend: {cfg.env_cfg.dist_cfg.backend}; norm: {', '.join(norms)}",
     ]
+    if "discriminator" in cfg.optim_wrapper:
+        d_opt, d_sched = cfg.optim_wrapper.discriminator.optimizer, cfg.param_scheduler["discriminator"]
+        lines.append(f"# discriminator: {dict(d_opt)}; schedule: "
+                     + ("; ".join(f"{s['type']}(power={s['power']}, eta_min={s['eta_min']})" for s in d_sched)
+                        or "constant"))
     return "\n".join(lines) + "\n" + cfg.pretty_text

@@ -73,12 +73,24 @@ def merge_params(params: Optional[Mapping[str, Any]], defaults: Mapping[str, Any
 def parse_params(params: Optional[Mapping[str, Any]], defaults: Mapping[str, Any], kinds: Mapping[str, str],
                  group: str) -> dict[str, Any]:
     """:func:`merge_params`, then check each key by its kind: ``nonneg`` (number >= 0),
-    ``pos`` (number > 0), ``int`` (integer >= 1) or ``bool``."""
+    ``pos`` (number > 0), ``int`` (integer >= 1), ``bool``, ``betas`` (two numbers in
+    ``[0, 1)``, returned as a tuple) or a tuple of strings (one of them)."""
     merged = merge_params(params, defaults, group)
     out: dict[str, Any] = {}
     for key, kind in kinds.items():
         value = merged[key]
-        if kind == "int":
+        if isinstance(kind, tuple):
+            if not isinstance(value, str) or value not in kind:
+                raise ValueError(f"params: {group}.{key} = {value!r} is invalid; expected one of "
+                                 f"{', '.join(repr(c) for c in kind)}")
+            out[key] = value
+        elif kind == "betas":
+            ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(
+                isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in value)
+            if not ok:
+                raise ValueError(f"params: {group}.{key} = {value!r} is invalid; expected two numbers in [0, 1)")
+            out[key] = (float(value[0]), float(value[1]))
+        elif kind == "int":
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"params: {group}.{key} = {value!r} is invalid; expected a positive int")
             out[key] = value

@@ -1,16 +1,29 @@
 """The holistic (adversarial) part shared by SKDS and IFVD.
 
 A SAGAN-style discriminator scores a segmentation logit map; the student is pushed
-to produce maps the discriminator cannot tell from the teacher's. Following the
-CIRKD benchmark we use the hinge formulation (spec §3):
+to produce maps the discriminator cannot tell from the teacher's. Two formulations
+(``adv_loss``; spec §3), with ``Z^T`` real and ``Z^S`` fake:
 
-    L_D      = mean relu(1 - D(Z^T)) + mean relu(1 + D(Z^S))      (D step, Z^S detached)
-    L_adv(G) = - mean D(Z^S)                                       (student step, D frozen)
+* ``hinge`` (the CIRKD benchmark's):
+  ``L_D = mean relu(1 - D(Z^T)) + mean relu(1 + D(Z^S))``;
+* ``wgan_gp`` (the official SKD and IFVD code's): a critic with a gradient penalty,
+  ``L_D = mean D(Z^S) - mean D(Z^T) + gp_weight * E[(||grad_x D(x)|_{x = x_hat}||_2 - 1)^2]``,
+  ``x_hat = eps * Z^T + (1 - eps) * Z^S``, ``eps ~ U[0, 1]`` per sample (WGAN-GP:
+  Gulrajani, Ahmed, Arjovsky, Dumoulin and Courville, "Improved Training of Wasserstein
+  GANs", NeurIPS 2017, arXiv:1704.00028).
+
+Both use the generator (student) loss ``L_adv(G) = - mean D(Z^S)`` (D frozen; Z^S detached
+in the D step). The caller weights ``L_D`` by ``d_weight`` (the official code multiplies
+the penalty by ``lambda_d`` too) and ``L_adv`` by ``adv_weight``.
 
 Architecture (spec §3): BatchNorm on the K-channel input, four spectral-norm
 Conv4x4/stride2/pad1 + LeakyReLU(0.1) blocks with base*{1,2,4,8} channels
 (64/128/256/512 by default), self-attention after the 4*base and 8*base blocks,
 then a final Conv4x4 (no padding) to one channel; the score is the output map.
+
+The discriminator's own optimiser and LR schedule are knobs too
+(:data:`D_OPTIMIZERS`, :data:`D_SCHEDULES`; :func:`optimizer_config` and
+:func:`scheduler_config` turn them into mmengine configs).
 """
 from __future__ import annotations
 
@@ -20,6 +33,8 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from .base import resize_like
+
+ADV_LOSSES = ("hinge", "wgan_gp")
 
 
 def _pad_to_min(x: Tensor, size: int) -> Tensor:
@@ -147,15 +162,85 @@ def adversarial_generator_term(discriminator: nn.Module, student_logits: Tensor)
     return generator_adv_loss(scores)
 
 
-def discriminator_hinge_term(discriminator: nn.Module, student_logits: Tensor,
-                             teacher_logits: Tensor) -> Tensor:
-    """Hinge loss of D on detached student (fake) and teacher (real) logits.
+def wgan_critic_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+    """Wasserstein critic loss without its penalty: ``mean D(fake) - mean D(real)``."""
+    return fake_scores.mean() - real_scores.mean()
+
+
+def gradient_penalty(discriminator: nn.Module, real: Tensor, fake: Tensor,
+                     eps: Tensor | None = None) -> Tensor:
+    """WGAN-GP's penalty ``mean_n (||grad_x D(x)|_{x_hat_n}||_2 - 1)^2`` (unweighted).
+
+    ``x_hat = eps * real + (1 - eps) * fake`` with one ``eps ~ U[0, 1]`` per sample
+    (``eps`` may be given, shape ``(N,)``, for tests); the gradient is that of the sum of
+    D's scores, taken with ``create_graph=True`` so that the penalty trains D, and its
+    L2 norm is over every non-batch dimension of the sample (Gulrajani et al., NeurIPS
+    2017, arXiv:1704.00028). ``real`` and ``fake`` enter as constants (detached).
+    """
+    real, fake = real.detach(), fake.detach()
+    if eps is None:
+        eps = torch.rand(real.shape[0], device=real.device, dtype=real.dtype)
+    eps = eps.to(real).view(-1, *([1] * (real.dim() - 1)))
+    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    scores = discriminator(x_hat)
+    (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+    norm = grad.flatten(1).norm(2, dim=1)
+    return (norm - 1).pow(2).mean()
+
+
+def discriminator_term(discriminator: nn.Module, student_logits: Tensor, teacher_logits: Tensor,
+                       adv_loss: str = "hinge", gp_weight: float = 10.0) -> Tensor:
+    """D's loss (``adv_loss`` in :data:`ADV_LOSSES`) on detached student (fake) and
+    teacher (real) logits, unweighted by ``d_weight``.
 
     Both are cast to fp32 and the teacher map is resized to the student's size.
-    Two separate D forwards, as in the reference (D's BatchNorm sees each net alone).
+    Two separate D forwards, as in the reference (D's BatchNorm sees each net alone);
+    ``wgan_gp`` adds a third, on the interpolates, for the penalty (``gp_weight`` times it).
     """
+    if adv_loss not in ADV_LOSSES:
+        raise ValueError(f"adv_loss = {adv_loss!r} is invalid; expected one of {ADV_LOSSES}")
     with torch.autocast(device_type=student_logits.device.type, enabled=False):
         fake = student_logits.detach().float()
         real = teacher_logits.detach().float()
         real = resize_like(real, fake)
-        return hinge_d_loss(discriminator(real), discriminator(fake))
+        real_scores, fake_scores = discriminator(real), discriminator(fake)
+        if adv_loss == "hinge":
+            return hinge_d_loss(real_scores, fake_scores)
+        critic = wgan_critic_loss(real_scores, fake_scores)
+        if gp_weight == 0:
+            return critic
+        return critic + gp_weight * gradient_penalty(discriminator, real, fake)
+
+
+# ----------------------------------------------------------------------------- D's optimiser
+D_OPTIMIZERS = ("adam", "sgd")
+D_SCHEDULES = ("constant", "poly")
+
+# The knobs of the holistic part, shared by SKDS and IFVD, with their kinds
+# (bpkd.distill.losses.base.parse_params). Values are each method's (its DEFAULTS).
+ADV_KINDS: dict = {
+    "adv_loss": ADV_LOSSES, "gp_weight": "nonneg", "adv_weight": "nonneg", "d_weight": "nonneg",
+    "d_optimizer": D_OPTIMIZERS, "d_lr": "nonneg", "d_betas": "betas", "d_momentum": "nonneg",
+    "d_weight_decay": "nonneg", "d_schedule": D_SCHEDULES, "d_poly_power": "nonneg", "d_base_channels": "int",
+}
+
+
+def optimizer_config(params: dict) -> dict:
+    """mmengine optimizer config of D from a method's resolved knobs: ``adam`` uses
+    ``d_lr``, ``d_betas`` and ``d_weight_decay``; ``sgd`` uses ``d_lr``, ``d_momentum`` and
+    ``d_weight_decay``."""
+    if params["d_optimizer"] == "adam":
+        return dict(type="Adam", lr=float(params["d_lr"]), betas=tuple(float(b) for b in params["d_betas"]),
+                    weight_decay=float(params["d_weight_decay"]))
+    return dict(type="SGD", lr=float(params["d_lr"]), momentum=float(params["d_momentum"]),
+                weight_decay=float(params["d_weight_decay"]))
+
+
+def scheduler_config(params: dict, iters: int) -> list[dict]:
+    """mmengine param schedulers of D: none (``constant``) or, for ``poly``, mmengine's
+    ``PolyLR`` by iteration from ``d_lr`` down to 0 at the run's last iteration,
+    ``d_lr * (1 - t/(iters - 1))^d_poly_power`` (the student's convention too)."""
+    if params["d_schedule"] == "constant":
+        return []
+    return [dict(type="PolyLR", eta_min=0.0, power=float(params["d_poly_power"]), begin=0, end=int(iters),
+                 by_epoch=False)]
