@@ -92,7 +92,7 @@ def complexity(arch: str, num_classes: int, input_hw: tuple[int, int] = COUNT_IN
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"model": ARCHS[arch].name, "arch": arch, "flops_g": round(flops / 1e9, 2),
             "params_m": round(params / 1e6, 2), "num_classes": num_classes, "convention": convention,
-            "input": list(input_hw)}
+            "input": "x".join(map(str, input_hw))}
 
 
 def table(dataset: str, *, seed_heads: bool = False, convention: str = "mmengine",
