@@ -1,9 +1,11 @@
 """mmcv 1.x's FLOP-counting convention, reproduced with mmengine's jit analyzer.
 
-The seed's FLOPs(G) columns come from mmseg 0.x's ``tools/get_flops.py``, i.e. from
-mmcv 1.x's ``get_model_complexity_info``: a forward hook on every module whose
-*exact* type is in a fixed list adds that module's cost, and nothing else is
-counted. Its per-module formulas (one multiply-accumulate = one FLOP):
+mmseg 0.x's ``tools/get_flops.py`` (the environment the seed's README names)
+counts with mmcv 1.x's ``get_model_complexity_info``: a forward hook on every
+module whose *exact* type is in a fixed list adds that module's cost, and nothing
+else is counted. (Measured, the seed's columns are *not* this convention but
+mmengine's: README, "Models and the complexity convention"; this one is kept as
+``--convention mmcv1``.) Its per-module formulas (one multiply-accumulate = one FLOP):
 
 =====================================  ==================================================
 module type (exact ``type(m)``)        FLOPs per call
