@@ -16,7 +16,6 @@ with the difference, and marks the rows whose mIoU is more than
 from __future__ import annotations
 
 import functools
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +24,7 @@ from tabulate import tabulate
 
 from ..errors import UserError
 from ..models.pairs import PAIRS
+from .cells import number
 
 SEED_TABLES_FILE = Path(__file__).with_name("seed_tables.yaml")
 DATASETS = ("cityscapes", "ade20k", "pascal_context59")
@@ -74,10 +74,6 @@ def seed_tables() -> dict[str, dict[str, dict[str, dict[str, float | None]]]]:
     return validate(yaml.safe_load(SEED_TABLES_FILE.read_text()))
 
 
-def _number(v, spec: str = ".2f") -> str:
-    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
-
-
 def _delta(measured, reported) -> float | None:
     if measured is None or reported is None or pd.isna(measured):
         return None
@@ -99,9 +95,9 @@ def comparison_table(frame: pd.DataFrame, dataset: str, several_seeds: bool = Fa
         d_macc = _delta(r["mAcc(%)"], paper.get("macc"))
         marked = d_miou is not None and abs(d_miou) > MARK_ABOVE
         rows.append([r["pair"], r["Methods"],
-                     _number(r["mIoU(%)"]), _number(paper.get("miou")),
-                     _number(d_miou, "+.2f") + (f" {MARK}" if marked else ""),
-                     _number(r["mAcc(%)"]), _number(paper.get("macc")), _number(d_macc, "+.2f")])
+                     number(r["mIoU(%)"]), number(paper.get("miou")),
+                     number(d_miou, "+.2f") + (f" {MARK}" if marked else ""),
+                     number(r["mAcc(%)"]), number(paper.get("macc")), number(d_macc, "+.2f")])
     headers = ["Pair", "Methods", "mIoU(%)", "reported mIoU(%)", "Δ mIoU", "mAcc(%)", "reported mAcc(%)", "Δ mAcc"]
     caption = ("Against the seed's reported numbers (its README's table): Δ = measured − reported, in points"
                + (", a trained student's measured number being its mean over seeds" if several_seeds else "")

@@ -14,6 +14,8 @@ import pandas as pd
 from scipy import stats
 from tabulate import tabulate
 
+from .cells import MISSING
+
 MARK = "*"
 CAPTION = ("Spread over seeds (mIoU, %): mean ± sample standard deviation (n runs); Δ: the paired difference "
            "over the seeds both ran, mean ± standard error, p of scipy's two-sided paired t-test; "
@@ -36,15 +38,15 @@ def paired(a: pd.Series, b: pd.Series) -> dict | None:
 
 def _cell(d: dict | None) -> str:
     if d is None:
-        return "—"
+        return MISSING
     return f"{d['mean']:+.2f} ± {d['se']:.2f} (p {d['p']:.2f}){' ' + MARK if d['marked'] else ''}"
 
 
 def _spread(values: pd.Series) -> str:
     v = values.dropna().astype(float)
     if v.empty:
-        return "—"
-    std = f"{v.std(ddof=1):.2f}" if len(v) > 1 else "—"
+        return MISSING
+    std = f"{v.std(ddof=1):.2f}" if len(v) > 1 else MISSING
     return f"{v.mean():.2f} ± {std} ({len(v)})"
 
 

@@ -27,13 +27,13 @@ from tabulate import tabulate
 from .. import layout
 from ..distill.band_radius import EVAL_EDGE_RADIUS
 from ..models.pairs import ARCHS, PAIRS
+from .cells import MISSING, number
 from .reported import comparison_table, seed_tables
 from .spread import spread_table
 
 METHOD_LABELS = {"skds": "SKDS", "ifvd": "IFVD", "cirkd": "CIRKD", "cwd": "CWD", "bpkd": "BPKD(Ours)"}
 DATASET_TITLES = {"synthetic": "Synthetic streets (embedded)", "cityscapes": "Cityscapes 512x1024 80K",
                   "ade20k": "ADE20K 512x512 80K", "pascal_context59": "Pascal Context 59 480x480 80K"}
-MISSING = "—"
 
 
 def _read(path: Path) -> dict | None:
@@ -97,10 +97,6 @@ def markdown_table(frame: pd.DataFrame, cols: list[str] = SEED_COLUMNS) -> str:
     return tabulate(shown.values.tolist(), headers=cols, tablefmt="github", disable_numparse=True)
 
 
-def _number(v, spec: str = ".2f") -> str:
-    return MISSING if v is None or pd.isna(v) else format(v, spec)
-
-
 def gains_table(frame: pd.DataFrame, methods: list[str]) -> str:
     """Per pair: each method's mIoU and its difference to the baseline student and to CWD."""
     rows = []
@@ -112,9 +108,9 @@ def gains_table(frame: pd.DataFrame, methods: list[str]) -> str:
         for m in methods:
             r = by_model.loc[m]
             miou, macc = r["mIoU(%)"], r["mAcc(%)"]
-            rows.append([pair, r["Methods"], _number(miou), _number(_diff(miou, base), "+.2f"),
-                         _number(_diff(miou, cwd), "+.2f") if m != "cwd" else "",
-                         _number(_diff(macc, base_acc), "+.2f")])
+            rows.append([pair, r["Methods"], number(miou), number(_diff(miou, base), "+.2f"),
+                         number(_diff(miou, cwd), "+.2f") if m != "cwd" else "",
+                         number(_diff(macc, base_acc), "+.2f")])
     headers = ["Pair", "Methods", "mIoU(%)", "Δ mIoU vs S", "Δ mIoU vs CWD", "Δ mAcc vs S"]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
