@@ -56,17 +56,17 @@ class CPUBF16AmpOptimWrapper(OptimWrapper):
 def optim_wrapper_config(optimizer: dict, amp: str, cuda: bool, key: str) -> dict:
     """The optim wrapper config of a run with precision ``amp`` on CUDA or CPU.
 
-    ``key`` is the params key of ``amp``, named in errors. ``fp32`` gives the plain
-    ``OptimWrapper`` config, exactly as before this knob existed.
+    ``amp`` is one of :data:`AMP_MODES`, as ``Params`` validated it; ``key`` is its
+    params key, named in the one error that depends on the hardware (fp16 without
+    CUDA), which ``Params`` cannot know. ``fp32`` gives the plain ``OptimWrapper``
+    config, exactly as before this knob existed.
     """
-    if amp not in AMP_MODES:
-        raise ParamsError(f"params.yaml: {key} = {amp!r} is invalid; expected one of {list(AMP_MODES)}")
     if amp == "fp32":
         return dict(type="OptimWrapper", optimizer=optimizer)
     if cuda:
-        if amp == "fp16":
-            return dict(type="AmpOptimWrapper", optimizer=optimizer, dtype="float16", loss_scale="dynamic")
-        return dict(type="AmpOptimWrapper", optimizer=optimizer, dtype="bfloat16", loss_scale=dict(enabled=False))
+        return {"fp16": dict(type="AmpOptimWrapper", optimizer=optimizer, dtype="float16", loss_scale="dynamic"),
+                "bf16": dict(type="AmpOptimWrapper", optimizer=optimizer, dtype="bfloat16",
+                             loss_scale=dict(enabled=False))}[amp]
     if amp == "fp16":
         raise ParamsError(f"params.yaml: {key} = 'fp16' needs a CUDA GPU (mmengine's AmpOptimWrapper with "
                           f"loss scaling); on CPU mmengine autocasts to bfloat16 only: set {key} to 'bf16' or 'fp32'")
