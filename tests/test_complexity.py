@@ -66,20 +66,30 @@ def test_unknown_convention_is_refused():
 
 
 def test_cli_json_rows(capsys):
+    # The default counts the seed's 150-class heads whatever the dataset: its three
+    # tables print the same FLOPs/Params, so that is what the command prints.
     main(["--dataset", "cityscapes", "--json", "--arch", "pspnet_r18", "--input-size", "64", "64"])
     rows = json.loads(capsys.readouterr().out)
     assert [r["arch"] for r in rows] == ["pspnet_r18"]
     row = rows[0]
     assert set(row) == {"model", "arch", "flops_g", "params_m", "num_classes", "convention", "input"}
-    assert (row["model"], row["num_classes"], row["convention"], row["input"]) == ("PSPNet-R18", 19, "mmengine",
+    assert (row["model"], row["num_classes"], row["convention"], row["input"]) == ("PSPNet-R18", 150, "mmengine",
                                                                                  "64x64")
-    assert row["params_m"] == 12.79  # 19-class heads: 0.03 M below the seed's 12.82
+    assert row["params_m"] == 12.82  # the seed's number: its heads have ADE20K's 150 classes
 
     main(["--dataset", "cityscapes", "--json", "--arch", "pspnet_r18", "--input-size", "64", "64",
-          "--seed-heads", "--convention", "mmcv1"])
+          "--heads", "dataset", "--convention", "mmcv1"])
     row = json.loads(capsys.readouterr().out)[0]
-    assert (row["num_classes"], row["convention"]) == (150, "mmcv1")
-    assert row["params_m"] == 12.82  # the seed's number: its heads have ADE20K's 150 classes
+    assert (row["num_classes"], row["convention"]) == (19, "mmcv1")
+    assert row["params_m"] == 12.79  # 19-class heads: 0.03 M below the seed's 12.82
+
+
+def test_unknown_heads_are_refused():
+    from bpkd.models.complexity import head_classes
+
+    assert (head_classes("pascal_context59", "seed"), head_classes("pascal_context59", "dataset")) == (150, 59)
+    with pytest.raises(ValueError, match="'paper'"):
+        head_classes("cityscapes", "paper")
 
 
 def test_pspnet_r18_reproduces_the_seed():

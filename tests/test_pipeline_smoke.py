@@ -35,6 +35,14 @@ def test_every_model_is_trained_evaluated_and_reported(smoke_repo):
     baseline = json.loads((smoke_repo / f"metrics/eval/synthetic/{PAIR}/seed0/baseline.json").read_text())
     assert f"{baseline['mIoU']:.2f}" in tables
     assert "evaluation edge band of radius 1 px: 3 px at the paper's resolution" in tables
+    # FLOPs/Params as the seed counts them (150-class heads: its HRNetV2P-W18S row),
+    # the synthetic dataset's own 10-class heads beside them
+    complexity = {r["arch"]: r for r in json.loads((smoke_repo / "metrics/complexity/synthetic.json").read_text())}
+    student = complexity["hrnet_w18s"]
+    assert (student["num_classes"], student["flops_g"], student["params_m"]) == (150, 10.49, 3.97)
+    assert student["dataset_heads"]["num_classes"] == 10
+    assert student["dataset_heads"]["params_m"] < 3.97
+    assert "| S: HRNetV2P-W18S | 10.49 | 3.97 |" in tables
 
 
 def test_distillation_logs_each_loss_term_finite(smoke_repo):

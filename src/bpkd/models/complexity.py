@@ -21,12 +21,15 @@ the complexity convention"):
         reproduce the seed (README);
   * parameters: all parameters of the model as trained, auxiliary head included.
 
-The seed's numbers are those of the ADE20K models (150-class heads) for all three
-datasets: ``--seed-heads`` counts with 150 classes whatever ``--dataset`` says,
-and then reproduces all sixteen Cityscapes-column numbers; without it, the heads
-have the dataset's own class count (what a model trained on it really costs).
+Heads (``--heads``): the seed's numbers are those of the ADE20K models (150-class
+heads) in all three of its tables, so its FLOPs(G)/Parameters(M) columns are a
+property of the architecture, not of the dataset. ``seed`` (default) counts with
+150 classes whatever ``--dataset`` says and reproduces all sixteen Cityscapes-column
+numbers; it is also what the results tables show, so they mean what the paper's
+mean. ``dataset`` gives the heads the dataset's own class count: what a model
+trained on it really costs (``complexity@<dataset>`` records it beside the seed's).
 
-    python -m bpkd.models.complexity --dataset cityscapes [--seed-heads] [--convention mmcv1] [--json]
+    python -m bpkd.models.complexity --dataset cityscapes [--heads seed|dataset] [--convention mmcv1] [--json]
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ import sys
 # One count input for every dataset (see above); 512x1024 gives about twice these numbers.
 COUNT_INPUT = (512, 512)
 CONVENTIONS = ("mmengine", "mmcv1")
+HEADS = ("seed", "dataset")
 # The seed counted every architecture with ADE20K's heads: its parameter counts are
 # those of 150-class models exactly (README), in all three of its tables.
 SEED_NUM_CLASSES = 150
@@ -95,12 +99,20 @@ def complexity(arch: str, num_classes: int, input_hw: tuple[int, int] = COUNT_IN
             "input": "x".join(map(str, input_hw))}
 
 
-def table(dataset: str, *, seed_heads: bool = False, convention: str = "mmengine",
-          archs: list[str] | None = None, input_hw: tuple[int, int] = COUNT_INPUT) -> list[dict]:
+def head_classes(dataset: str, heads: str) -> int:
+    """The class count of the counted heads: the seed's 150, or ``dataset``'s own."""
     from ..datasets.specs import get
+
+    if heads not in HEADS:
+        raise ValueError(f"unknown heads {heads!r}; expected one of {HEADS}")
+    return SEED_NUM_CLASSES if heads == "seed" else get(dataset).num_classes
+
+
+def table(dataset: str, *, heads: str = "seed", convention: str = "mmengine",
+          archs: list[str] | None = None, input_hw: tuple[int, int] = COUNT_INPUT) -> list[dict]:
     from .pairs import PAIRS
 
-    num_classes = SEED_NUM_CLASSES if seed_heads else get(dataset).num_classes
+    num_classes = head_classes(dataset, heads)
     if archs is None:
         archs = list(dict.fromkeys(a for pair in PAIRS.values() for a in (pair.teacher, pair.student)))
     return [complexity(a, num_classes, input_hw, convention) for a in archs]
@@ -110,9 +122,10 @@ def main(argv=None) -> int:
     from .pairs import ARCHS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="cityscapes", help="dataset whose class count sizes the heads")
-    parser.add_argument("--seed-heads", action="store_true",
-                        help=f"count with the seed's {SEED_NUM_CLASSES}-class (ADE20K) heads, as its tables do")
+    parser.add_argument("--dataset", default="cityscapes", help="dataset whose class count sizes the heads with --heads dataset")
+    parser.add_argument("--heads", choices=HEADS, default="seed",
+                        help=f"seed: {SEED_NUM_CLASSES}-class (ADE20K) heads, as the seed's three tables count "
+                             "(default); dataset: the dataset's own class count")
     parser.add_argument("--convention", choices=CONVENTIONS, default="mmengine", help="FLOPs convention")
     parser.add_argument("--arch", action="append", choices=sorted(ARCHS),
                         help="count only this architecture (repeatable; default: all pairs' teachers and students)")
@@ -120,10 +133,13 @@ def main(argv=None) -> int:
                         help="count input (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print a JSON list of rows")
     args = parser.parse_args(argv)
+    from ..cli import quiet_library_noise
+
+    quiet_library_noise()  # the OneDL notice and mmcv-lite's MSDA warning, as in every stage
     # mmseg's dataset package prints "Could not import OneDL" to stdout on import:
     # keep stdout for the table (a parseable JSON document with --json).
     with contextlib.redirect_stdout(sys.stderr):
-        rows = table(args.dataset, seed_heads=args.seed_heads, convention=args.convention, archs=args.arch,
+        rows = table(args.dataset, heads=args.heads, convention=args.convention, archs=args.arch,
                      input_hw=tuple(args.input_size))
     if args.json:
         print(json.dumps(rows, indent=2))
