@@ -152,6 +152,9 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--methods", nargs="*", help="default: every registered method")
     args = ap.parse_args(argv)
+    from ..cli import quiet_library_noise
+
+    quiet_library_noise()  # the OneDL notice and mmcv-lite's MSDA warning, as in every stage
 
     import yaml
     from tabulate import tabulate

@@ -12,6 +12,10 @@ student's parameters, for:
 * every reading's edge term and the body term at ``params.yaml``'s ``loss`` group;
 * CWD at its default (weight 3, tau 4) and at mmrazor's setting (weight 5, tau 1), the
   published settings of the only other logit-distillation method, measured the same way;
+* the pixel-wise KD term of SKDS and IFVD in both of ``params.yaml``'s presets
+  (``<method>.benchmark`` and ``<method>.official``: weight, tau, divergence and
+  reduction, :func:`bpkd.distill.losses.kd.pixel_kd`), which shows how strongly the
+  authors' normalisation pulls at the demo's batch size;
 
 in two geometries: ``demo`` (batches drawn through the ``demo`` profile's own train
 pipeline: its synthetic images, random resize and crop) and ``paper`` (the synthetic
@@ -121,10 +125,11 @@ class _Pair:
         self.rec_t = HeadRecorder(self.teacher.decode_head.conv_seg)
         self.params = [p for p in self.student.parameters() if p.requires_grad]
 
-    def terms(self, data: dict, loss_params: dict) -> dict[str, torch.Tensor]:
+    def terms(self, data: dict, loss_params: dict, pixel_kd_settings: dict) -> dict[str, torch.Tensor]:
         """Every measured term on one batch, with the student in training mode."""
         from ..distill.losses.bpkd import EDGE_NORMS, BPKDLoss
         from ..distill.losses.cwd import CWDLoss
+        from ..distill.losses.kd import pixel_kd
 
         self.student.train()
         data = self.student.data_preprocessor(data, True)
@@ -144,13 +149,16 @@ class _Pair:
             out["body"] = bpkd["loss_bpkd_body"]  # the same for every reading
         for name, cwd in CWD_SETTINGS.items():
             out[name] = CWDLoss(cwd, num_classes=k, student_channels=0, teacher_channels=0)(s, t, labels)["loss_cwd"]
+        for name, kd in pixel_kd_settings.items():
+            out[name] = kd["kd_weight"] * pixel_kd(s.logits, t.logits, kd["kd_tau"], kd["kd_divergence"],
+                                                   kd["kd_reduction"])
         return out
 
-    def ratios(self, batches: list[dict], loss_params: dict) -> dict[str, float]:
+    def ratios(self, batches: list[dict], loss_params: dict, pixel_kd_settings: dict) -> dict[str, float]:
         """Mean over batches of ``||grad term|| / ||grad CE||`` on the student's parameters."""
         sums: dict[str, float] = {}
         for data in batches:
-            terms = self.terms(data, loss_params)
+            terms = self.terms(data, loss_params, pixel_kd_settings)
             norms = {}
             for name, value in terms.items():
                 grads = torch.autograd.grad(value, self.params, retain_graph=True, allow_unused=True)
@@ -169,6 +177,19 @@ class _Pair:
         for data in batches:
             self.student.train_step(data, opt)
             self.rec_s.take(False)  # drop what the hook recorded
+
+
+def pixel_kd_settings(tree: dict) -> dict[str, dict]:
+    """``{"<method>_kd:<preset>": knobs}``: the pixel-KD knobs of each preset of SKDS and IFVD."""
+    from ..distill.method_config import active_params
+
+    out = {}
+    for method in ("skds", "ifvd"):
+        for preset in ("benchmark", "official"):
+            _, knobs = active_params(method, dict(tree[method], preset=preset), method)
+            out[f"{method}_kd:{preset}"] = {k: knobs[k] for k in ("kd_weight", "kd_tau", "kd_divergence",
+                                                                  "kd_reduction")}
+    return out
 
 
 def band_share(batches: list[dict], num_classes: int, edge_width: int, stride: int, ignore_index: int) -> float:
@@ -210,6 +231,9 @@ def main(argv=None) -> int:
     ap.add_argument("--train-iters", type=int, default=100, help="plain student iterations before the 2nd state")
     ap.add_argument("--share-images", type=int, default=32, help="images for the band share of each geometry")
     args = ap.parse_args(argv)
+    from ..cli import quiet_library_noise
+
+    quiet_library_noise()  # the OneDL notice and mmcv-lite's MSDA warning, as in every stage
 
     import yaml
     from tabulate import tabulate
@@ -245,12 +269,13 @@ def main(argv=None) -> int:
     paper = _paper_batches(args.batches, args.paper_batch, seed=1)
     model = _Pair(args.pair, teacher, settings.crop or spec.crop, k)
     by_condition: dict[str, dict[str, float]] = {}
-    by_condition["demo, init"] = model.ratios(demo, demo_params)
-    by_condition["paper, init"] = model.ratios(paper, loss_params)
+    kd_settings = pixel_kd_settings(tree)
+    by_condition["demo, init"] = model.ratios(demo, demo_params, kd_settings)
+    by_condition["paper, init"] = model.ratios(paper, loss_params, kd_settings)
     model.train_ce(_demo_batches(params, args.train_iters, settings.batch_size, seed=2), settings.lr,
                    settings.momentum, settings.weight_decay)
-    by_condition[f"demo, {args.train_iters} it"] = model.ratios(demo, demo_params)
-    by_condition[f"paper, {args.train_iters} it"] = model.ratios(paper, loss_params)
+    by_condition[f"demo, {args.train_iters} it"] = model.ratios(demo, demo_params, kd_settings)
+    by_condition[f"paper, {args.train_iters} it"] = model.ratios(paper, loss_params, kd_settings)
 
     logit_stride = _logit_stride(model, settings.crop or spec.crop)
     share = {
@@ -262,7 +287,7 @@ def main(argv=None) -> int:
     chosen, inside = choose(by_condition, list(EDGE_NORMS))
 
     rows = []
-    for name in [*(f"edge:{n}" for n in EDGE_NORMS), "body", *CWD_SETTINGS]:
+    for name in [*(f"edge:{n}" for n in EDGE_NORMS), "body", *CWD_SETTINGS, *kd_settings]:
         rows.append([name, *(f"{r[name]:.2f}" for r in by_condition.values())])
     print(f"\nGradient-norm ratio to the decode CE on the student's parameters; pair {args.pair}, teacher "
           f"{teacher}; loss group: edge {default.edge_weight:g}, body {default.body_weight:g}, alpha "
