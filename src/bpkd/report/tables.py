@@ -27,7 +27,7 @@ from tabulate import tabulate
 from .. import layout
 from ..distill.band_radius import EVAL_EDGE_RADIUS
 from ..models.pairs import ARCHS, PAIRS
-from .cells import MISSING, number
+from .cells import number
 from .reported import comparison_table, seed_tables
 from .spread import spread_table
 
@@ -96,8 +96,9 @@ BOUNDARY_COLUMNS = ["Methods", "mIoU(%)", "edge mIoU(%)", "body mIoU(%)", "BF(%)
 
 
 def markdown_table(frame: pd.DataFrame, cols: list[str] = SEED_COLUMNS) -> str:
-    shown = frame[cols].astype(object).map(lambda v: MISSING if v is None or pd.isna(v)
-                                            else (f"{v:.2f}" if isinstance(v, float) else v))
+    # Numbers through the shared formatter; labels (str) pass as they are.
+    shown = frame[cols].astype(object).map(lambda v: number(v) if v is None or isinstance(v, float) or pd.isna(v)
+                                            else v)
     return tabulate(shown.values.tolist(), headers=cols, tablefmt="github", disable_numparse=True)
 
 
