@@ -22,11 +22,11 @@ def main():
     p = params.load()
     dataset, pair = p.check("dataset", args.dataset), p.check("pair", args.pair)
     seed = p.seeds[0]  # the page draws one run of each model: the first seed's students
-    runs = {m: layout.train_log(dataset, pair, m, None if m == "teacher" else seed) for m in ("teacher", *p.models)}
+    runs = {m: layout.train_log(dataset, pair, m, None if m == "teacher" else seed) for m in ("teacher", *p.students)}
     merged = curves.collect(runs)
     terms = curves.method_terms({m: runs[m] for m in p.methods if m in p.models})
-    evaluated = {m: layout.per_class_json(dataset, pair, m, seed if m in p.models else None)
-                 for m in ("teacher", "baseline", *p.methods) if m in ("teacher", *p.models, *p.released)}
+    evaluated = {m: layout.per_class_json(dataset, pair, m, seed if m in p.students else None)
+                 for m in ("teacher", "baseline", *p.methods) if m in ("teacher", *p.students, *p.released)}
     classes = per_class.collect(evaluated)
     with atomic_path(args.out, is_dir=True) as tmp:
         curves.write(merged, tmp)

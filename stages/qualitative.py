@@ -1,6 +1,6 @@
 """DVC stage qualitative@<dataset>-<pair>: a grid of fixed validation images with
 ground truth, edge/body regions and the prediction of the teacher and of every
-model in `models` (the first seed's run of each)."""
+student trained here (the first seed's run of each, seed `seeds[0]`)."""
 from bpkd import cli
 
 ap = cli.parser(__doc__)
@@ -28,7 +28,7 @@ def main():
     titles = {"teacher": "teacher", "baseline": "baseline", **METHOD_LABELS}
     seed = p.seeds[0]  # one run of each model: the first seed's students
     models = [(titles.get(m, m), arch_of(pair, "teacher" if m == "teacher" else "student"),
-               layout.checkpoint(dataset, pair, m, None if m == "teacher" else seed)) for m in ("teacher", *p.models)]
+               layout.checkpoint(dataset, pair, m, None if m == "teacher" else seed)) for m in ("teacher", *p.students)]
     grid = render_grid(dataset=dataset, data_root=data_root,
                        image_hw=tuple(info["image_hw"]) if info.get("image_hw") else None,
                        crop=p.train["student"].crop, models=models, indices=args.images)

@@ -1,7 +1,7 @@
 """DVC stage report: regenerate the results tables (one per dataset, the seed
 README's layout, plus each method's gains, on a real dataset the seed's reported
-numbers beside the measured ones, and with several seeds their spread)
-from the metrics files, render the key
+numbers beside the measured ones, and with several seeds their spread, the
+baseline's seed std beside each gain) from the metrics files, render the key
 figures of the plots page as static PNGs (val mIoU curves, per-class IoU, the
 qualitative grid), and refresh README.md's results block with both."""
 from bpkd import cli
@@ -27,7 +27,8 @@ def main():
     from bpkd.report.tables import DATASET_TITLES, render
 
     p = params.load()
-    write_text(args.out, render(args.metrics, p.datasets, p.pairs, p.methods, seeds=p.seeds, released=p.released))
+    write_text(args.out, render(args.metrics, p.datasets, p.pairs, p.methods, seeds=p.seeds, released=p.released,
+                                baseline_seeds=p.baseline_seeds))
     shown = []
     if args.figures:
         with atomic_path(args.figures, is_dir=True) as tmp:
@@ -40,7 +41,8 @@ def main():
                     if names:
                         shown.append((dataset, pair, names))
     if args.readme:
-        block = render(args.metrics, p.datasets, p.pairs, p.methods, level=3, seeds=p.seeds, released=p.released)
+        block = render(args.metrics, p.datasets, p.pairs, p.methods, level=3, seeds=p.seeds, released=p.released,
+                       baseline_seeds=p.baseline_seeds)
         if shown:
             block += "\n#### Figures\n\nThe key charts of `dvc plots show`, rendered offline to PNG by the same stage.\n"
             for dataset, pair, names in shown:

@@ -16,7 +16,8 @@ ap = cli.parser(__doc__)
 ap.add_argument("--role", required=True, choices=["teacher", "baseline"])
 ap.add_argument("--dataset", required=True)
 ap.add_argument("--pair", required=True)
-ap.add_argument("--seed", type=int, help="the baseline's seed, one of params.yaml's `seeds` (default: the first); "
+ap.add_argument("--seed", type=int, help="the baseline's seed, one of params.yaml's `baseline_seeds` (default: the "
+                                        "first of `seeds`, the methods' first); "
                                         "the teacher's is profiles.<profile>.train.randomness.seed")
 ap.add_argument("--out", help="exported checkpoint (.pth)")
 ap.add_argument("--log-dir", help="DVCLive folder for step logs")
@@ -37,7 +38,7 @@ def main():
     p = params.load()
     dataset, pair = p.check("dataset", args.dataset), p.check("pair", args.pair)
     role = "teacher" if args.role == "teacher" else "student"
-    seed = None if role == "teacher" else p.check("seed", p.seeds[0] if args.seed is None else args.seed)
+    seed = None if role == "teacher" else p.check("baseline_seed", p.seeds[0] if args.seed is None else args.seed)
     downloaded = args.role == "teacher" and dataset != "synthetic"
     if downloaded:
         from bpkd.weights import registry

@@ -17,12 +17,16 @@ BAD = [
     ("datasets", ["synthetic", "kitti"], "'kitti'"),
     ("pairs", ["unet_r50_r18"], "'unet_r50_r18'"),
     ("methods", ["kd"], "'kd'"),
-    ("models", ["baseline", "student"], "'student'"),
+    ("models", ["skds", "student"], "'student'"),
+    ("models", ["baseline", "skds"], "['baseline', 'skds']"),  # the baseline trains over baseline_seeds
     ("models", ["teacher", "baseline"], "['teacher', 'baseline']"),  # the teacher is always evaluated
     ("seeds", [], "[]"),
     ("seeds", [0, 0], "[0, 0]"),
     ("seeds", [0, -1], "[0, -1]"),
     ("seeds", "0,1", "'0,1'"),
+    ("baseline_seeds", [], "[]"),  # empty only when the baseline is released
+    ("baseline_seeds", [1, 1], "[1, 1]"),
+    ("baseline_seeds", [0, True], "[0, True]"),
     ("profiles.demo.train.lr", -0.1, "-0.1"),
     ("profiles.demo.train.lr", "fast", "'fast'"),
     ("profiles.demo.train.batch_size", 3, "3"),  # nproc 2 below: 3 does not split over 2 processes
@@ -30,7 +34,8 @@ BAD = [
     ("profiles.demo.train.crop", [64], "[64]"),
     ("profiles.demo.train.pretrained_backbone", "yes", "'yes'"),
     ("released", ["teacher"], "['teacher']"),  # the teacher is an input, evaluated by evaluate_teacher@
-    ("released", ["baseline"], "['baseline']"),  # also in `models`: both would write its metrics
+    ("released", ["skds"], "['skds']"),  # also in `models`: both would write its metrics
+    ("released", ["baseline"], "['baseline']"),  # also trained here over baseline_seeds
     ("released", ["student"], "'student'"),
 ]
 
@@ -69,6 +74,31 @@ def test_bad_method_knob_fails_before_training(tmp_path, group, key, value):
     assert not (tmp_path / "m.json").exists()
 
 
+def test_methods_seeds_must_be_baseline_seeds():
+    """Each method is compared with the baseline of the same seed: the message names both keys."""
+    tree = copy.deepcopy(TREE)
+    tree.update(seeds=[0, 3], baseline_seeds=[0, 1, 2])
+    with pytest.raises(params.ParamsError) as err:
+        params.Params(tree)
+    assert str(err.value) == ("params.yaml: seeds = [0, 3] has seeds missing from baseline_seeds = [0, 1, 2]: "
+                              "add 3 to baseline_seeds (each method is compared with the baseline trained on "
+                              "the same seed)")
+    tree.update(seeds=[2], baseline_seeds=[2, 5])
+    p = params.Params(tree)
+    assert (p.seeds_of("bpkd"), p.seeds_of("baseline"), p.students[0]) == ([2], [2, 5], "baseline")
+
+
+def test_a_released_baseline_is_not_trained():
+    tree = copy.deepcopy(TREE)
+    tree.update(released=["baseline"], baseline_seeds=[])
+    p = params.Params(tree)
+    assert "baseline" not in p.students and p.check("released", "baseline") == "baseline"
+    with pytest.raises(params.ParamsError, match="--model 'baseline' is not in params.yaml's list `models`"):
+        p.check("model", "baseline")
+
+
 def test_default_params_are_valid():
     p = params.Params(copy.deepcopy(TREE))
     assert p.profile == "demo" and p.train["student"].batch_per_process == p.train["student"].batch_size
+    # The default: the methods at one seed, the (cheap) baseline at three.
+    assert (p.seeds, p.baseline_seeds, p.students) == ([0], [0, 1, 2], ["baseline", *p.models])

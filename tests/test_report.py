@@ -192,7 +192,8 @@ def test_several_seeds_give_means_and_a_spread_table_with_paired_differences(tmp
             _seeded(tmp_path, model, seed, miou)
     text = render(tmp_path, ["synthetic"], [PAIR], ["cwd", "bpkd"], seeds=[0, 1, 2])
     lines = text.splitlines()
-    assert next(line for line in lines if line.startswith("| BPKD(Ours)")).split("|")[4].strip() == "44.17"
+    bpkd = next(line for line in lines if line.startswith("| BPKD(Ours)"))
+    assert bpkd.split("|")[4].strip() == "44.17 ± 1.61 (n=3)"
     assert "Spread over seeds (mIoU, %)" in text and "paired t-test" in text
     spread = {c[1]: c for c in ([x.strip() for x in line.strip("|").split("|")] for line in lines
                                 if line.startswith(f"| {PAIR}") and "±" in line)}
@@ -203,6 +204,36 @@ def test_several_seeds_give_means_and_a_spread_table_with_paired_differences(tmp
     assert spread["S: HRNetV2P-W18S"][2:] == ["41.00 ± 1.00 (3)", "—", "-2.00 ± 0.58 (p 0.07) *"]
     assert spread["CWD"][3:] == ["+2.00 ± 0.58 (p 0.07) *", "—"]
     assert "T: HRNetV2P-W48" not in spread
+
+
+def test_the_baseline_seeds_spread_stands_beside_each_gain(tmp_path):
+    """The default: the baseline at three seeds, the methods at one. Δ vs S is taken
+    against the baseline's mean (what the gains table's noise column is the spread of);
+    the spread table keeps the paired difference, here over the one shared seed."""
+    _metrics(tmp_path, "teacher", 55.0, 60.0, radius=1)
+    for seed, miou in zip([0, 1, 2], [20.0, 22.0, 24.0]):
+        _seeded(tmp_path, "baseline", seed, miou)
+    _seeded(tmp_path, "bpkd", 0, 25.0)
+    _seeded(tmp_path, "bpkd", 1, 99.0)  # a stale run of a seed the methods no longer train: not read
+    text = render(tmp_path, ["synthetic"], [PAIR], ["cwd", "bpkd"], seeds=[0], baseline_seeds=[0, 1, 2])
+    lines = text.splitlines()
+    assert "The baseline student ran once per seed (0, 1, 2), each distilled student once per seed (0)" in text
+    results = {}
+    for c in map(_cells, lines):  # the seed layout's rows come first (the boundary table's after)
+        if len(c) == 5:
+            results.setdefault(c[0], c)
+    assert results["S: HRNetV2P-W18S"][3] == "22.00 ± 2.00 (n=3)"
+    assert results["BPKD(Ours)"][3] == "25.00"
+    header = next(line for line in lines if "Δ mIoU vs S" in line)
+    assert _cells(header) == ["Pair", "Methods", "mIoU(%)", "Δ mIoU vs S", "S seed std", "Δ mIoU vs CWD",
+                              "Δ mAcc vs S"]
+    gains = next(c for c in map(_cells, lines) if c[:2] == [PAIR, "BPKD(Ours)"] and len(c) == 7)
+    assert gains[2:5] == ["25.00", "+3.00", "2.00 (n=3)"]  # 25 - mean(20, 22, 24), beside the std 2.00
+    assert "noise floor" in text
+    spread = {c[1]: c for c in map(_cells, lines) if c[0] == PAIR and len(c) == 5 and "±" in c[2]}
+    assert spread["S: HRNetV2P-W18S"][2:4] == ["22.00 ± 2.00 (3)", "—"]
+    assert spread["BPKD(Ours)"][2:4] == ["25.00 ± — (1)", "+5.00 (seed 0 only)"]  # paired: 25 - 20 on seed 0
+    assert "The distilled students ran one seed (0): a Δ over one shared seed is the plain difference" in text
 
 
 def test_one_seed_renders_no_spread_table(tmp_path):

@@ -484,7 +484,7 @@ def test_released_r18b_baseline_resolves_converts_and_evaluates(server, tmp_path
             work / "data" / "prepared" / "cityscapes")
     tree = yaml.safe_load((REPO / "params.yaml").read_text())
     tree.update(profile="smoke", datasets=["cityscapes"], pairs=["pspnet_r101_r18"], models=[],
-                released=["baseline"])
+                released=["baseline"], baseline_seeds=[])
     (work / "params.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
     proc = subprocess.run([sys.executable, str(REPO / "stages" / "evaluate.py"), "--released", "--dataset",
                            "cityscapes", "--pair", "pspnet_r101_r18", "--model", "baseline", "--out", "m.json",

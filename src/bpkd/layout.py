@@ -2,9 +2,10 @@
 
 The teacher is an input of a dataset/pair (trained once, or downloaded) and so is a
 released checkpoint: their files sit directly under ``<dataset>/<pair>/``. Every
-student trained here (the baseline and each method) runs once per seed of
-``params.yaml``'s ``seeds`` and lives under ``<dataset>/<pair>/seed<N>/``, so runs
-of different seeds never share a file and DVC's matrix gives each its own stage.
+student trained here runs once per seed of ``params.yaml`` (each method per seed of
+``seeds``, the baseline per seed of ``baseline_seeds``) and lives under
+``<dataset>/<pair>/seed<N>/``, so runs of different seeds never share a file and
+DVC's matrix gives each its own stage.
 """
 from __future__ import annotations
 

@@ -21,6 +21,8 @@ ROLES = ("teacher", "student")
 # Not "off": YAML 1.1 (PyYAML, which reads params.yaml) reads an unquoted off as false,
 # and `dvc exp run -S ...amp=off` writes it unquoted.
 AMP_MODES = ("fp32", "fp16", "bf16")
+# Tensor layout of a training run's model (bpkd.training.memory_format).
+MEMORY_FORMATS = ("contiguous", "channels_last")
 
 
 class ParamsError(UserError, ValueError):
@@ -80,12 +82,12 @@ def _choice(tree: dict, key: str, allowed: list[str]) -> str:
     return v
 
 
-def _seeds(tree: dict) -> list[int]:
+def _seeds(tree: dict, key: str = "seeds", may_be_empty: bool = False) -> list[int]:
     """Each student trains once per seed (a DVC matrix axis; README, "Studies and seeds")."""
-    v = _get(tree, "seeds")
-    if (not isinstance(v, list) or not v or len(set(v)) != len(v)
+    v = _get(tree, key)
+    if (not isinstance(v, list) or not (v or may_be_empty) or len(set(v)) != len(v)
             or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in v)):
-        _fail("seeds", v, "a non-empty list of distinct integers >= 0, e.g. [0] or [0, 1, 2]")
+        _fail(key, v, f"a {'' if may_be_empty else 'non-empty '}list of distinct integers >= 0, e.g. [0] or [0, 1, 2]")
     return v
 
 
@@ -112,6 +114,8 @@ class TrainSettings:
     nproc: int
     pretrained_backbone: bool
     amp: str
+    memory_format: str = "contiguous"
+    compile: bool = False
 
     @property
     def batch_per_process(self) -> int:
@@ -142,19 +146,35 @@ class Params:
         self.datasets = _names(tree, "datasets", sorted(DATASETS))
         self.pairs = _names(tree, "pairs", sorted(PAIRS))
         self.methods = _names(tree, "methods", list(METHODS))
-        # The students trained and evaluated here (the teacher, an input, is always evaluated).
         for key in ("models", "released"):
             if isinstance(tree.get(key), list) and "teacher" in tree[key]:
                 _fail(key, tree[key], "students only: the teacher is trained or downloaded by teacher@… and "
                                       "always evaluated by evaluate_teacher@…; remove 'teacher'")
-        self.models = _names(tree, "models", ["baseline", *self.methods], may_be_empty=True)
+        if isinstance(tree.get("models"), list) and "baseline" in tree["models"]:
+            _fail("models", tree["models"], "distilled students only: the baseline student trains and is "
+                                            "evaluated once per seed of `baseline_seeds`; remove 'baseline'")
+        # The distilled students trained and evaluated here, once per seed of `seeds`.
+        self.models = _names(tree, "models", self.methods, may_be_empty=True)
         # Models evaluated from the seed's released checkpoints instead of trained ones.
         self.released = _names(tree, "released", ["baseline", *self.methods], may_be_empty=True)
         self.seeds = _seeds(tree)
+        # The baseline student's seeds ([] only when it is released instead of trained).
+        self.baseline_seeds = _seeds(tree, "baseline_seeds", may_be_empty="baseline" in self.released)
         both = sorted(set(self.models) & set(self.released))
         if both:
             _fail("released", tree["released"], f"names not also in `models` (both would write "
                                                 f"metrics/eval/…/<model>.json): remove {both} from one of them")
+        if "baseline" in self.released and self.baseline_seeds:
+            _fail("released", tree["released"], f"'baseline' only with baseline_seeds = [] (the baseline is "
+                                                f"also trained here over baseline_seeds = {self.baseline_seeds}): "
+                                                "set baseline_seeds: [] or remove 'baseline' from released")
+        missing = [s for s in self.seeds if s not in self.baseline_seeds]
+        if self.baseline_seeds and missing:
+            raise ParamsError(f"params.yaml: seeds = {self.seeds} has seeds missing from baseline_seeds = "
+                              f"{self.baseline_seeds}: add {', '.join(map(str, missing))} to baseline_seeds "
+                              "(each method is compared with the baseline trained on the same seed)")
+        # The students trained and evaluated here (the teacher, an input, is always evaluated).
+        self.students = (["baseline"] if self.baseline_seeds else []) + self.models
         self.train = {role: self._train(role) for role in ROLES}
 
     def _train(self, role: str) -> TrainSettings:
@@ -190,6 +210,8 @@ class Params:
             nproc=nproc,
             pretrained_backbone=_bool(self.tree, f"{t}.pretrained_backbone"),
             amp=self._amp(f"{t}.amp"),
+            memory_format=_choice(self.tree, f"{t}.memory_format", list(MEMORY_FORMATS)),
+            compile=_bool(self.tree, f"{t}.compile"),
         )
 
     def _amp(self, key: str) -> str:
@@ -216,15 +238,20 @@ class Params:
             _fail(name, value, "a mapping of knobs")
         return dict(value)
 
+    def seeds_of(self, model: str) -> list[int]:
+        """The seeds a trained student runs over: ``baseline_seeds`` for the baseline, else ``seeds``."""
+        return self.baseline_seeds if model == "baseline" else self.seeds
+
     def check(self, key: str, value):
         """Check a name given on a stage's command line against its params list."""
-        allowed = {"dataset": self.datasets, "pair": self.pairs, "method": self.methods, "model": self.models,
-                   "released": self.released, "seed": self.seeds}[key]
+        allowed = {"dataset": self.datasets, "pair": self.pairs, "method": self.methods, "model": self.students,
+                   "released": self.released, "seed": self.seeds, "baseline_seed": self.baseline_seeds}[key]
         if value not in allowed:
-            flag = "model" if key == "released" else key
-            lists = {"dataset": "datasets", "pair": "pairs", "method": "methods", "model": "models", "seed": "seeds"}
-            raise ParamsError(f"--{flag} {value!r} is not in params.yaml's list "
-                              f"`{lists.get(key, key)}` {allowed}")
+            flag = {"released": "model", "baseline_seed": "seed"}.get(key, key)
+            lists = {"dataset": "`datasets`", "pair": "`pairs`", "method": "`methods`",
+                     "model": "`models` (plus 'baseline' while `baseline_seeds` is not [])",
+                     "released": "`released`", "seed": "`seeds`", "baseline_seed": "`baseline_seeds`"}
+            raise ParamsError(f"--{flag} {value!r} is not in params.yaml's list {lists[key]} {allowed}")
         return value
 
 

@@ -69,7 +69,10 @@ def model_config(arch: str, num_classes: int, crop: tuple[int, int], *, pretrain
         if backbone.get("type") == "MobileNetV2":
             backbone["init_cfg"] = None
     if test_mode == "slide":
-        model["test_cfg"] = dict(mode="slide", crop_size=tuple(crop), stride=tuple(slide_stride))
+        # mmseg's configs slide at the training crop with a stride of 2/3 of it (Pascal
+        # Context 480/320, Cityscapes 769/513) unless the dataset gives its own.
+        stride = tuple(slide_stride) if slide_stride else tuple(-(-2 * c // 3) for c in crop)
+        model["test_cfg"] = dict(mode="slide", crop_size=tuple(crop), stride=stride)
     else:
         model["test_cfg"] = dict(mode="whole")
     return ConfigDict(model)

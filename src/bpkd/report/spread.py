@@ -6,7 +6,9 @@ both ran: the difference is taken seed by seed, then summarised by its mean and
 standard error (SE = sample std / sqrt(n)). A difference is marked when its mean
 exceeds twice its SE, i.e. the paired t statistic |t| > 2; scipy's two-sided paired
 t-test gives its p-value beside it (with n = 3 seeds, |t| > 2 is p < 0.18: a mark
-means "larger than the seed noise", not a significance claim at 5 %).
+means "larger than the seed noise", not a significance claim at 5 %). By default
+the methods run one seed and the baseline three: a difference over one shared seed
+is shown as it is, with no standard error (the caption says so).
 """
 from __future__ import annotations
 
@@ -23,11 +25,14 @@ CAPTION = ("Spread over seeds (mIoU, %): mean ± sample standard deviation (n ru
 
 
 def paired(a: pd.Series, b: pd.Series) -> dict | None:
-    """The paired difference ``a - b`` over the seeds (index) both have; None below 2 seeds."""
+    """The paired difference ``a - b`` over the seeds (index) both have; None without a
+    shared seed, the plain difference (``se`` None) with one."""
     both = pd.concat([a, b], axis=1, join="inner").dropna()
-    if len(both) < 2:
+    if both.empty:
         return None
     d = both.iloc[:, 0].astype(float) - both.iloc[:, 1].astype(float)
+    if len(both) == 1:
+        return {"mean": float(d.iloc[0]), "se": None, "n": 1, "p": None, "marked": False, "seed": int(both.index[0])}
     mean, se = float(d.mean()), float(stats.sem(d))
     if se == 0.0:  # identical differences: the t-test is undefined, the mark is not
         p = 0.0 if mean != 0.0 else 1.0
@@ -39,6 +44,8 @@ def paired(a: pd.Series, b: pd.Series) -> dict | None:
 def _cell(d: dict | None) -> str:
     if d is None:
         return MISSING
+    if d["se"] is None:
+        return f"{d['mean']:+.2f} (seed {d['seed']} only)"
     return f"{d['mean']:+.2f} ± {d['se']:.2f} (p {d['p']:.2f}){' ' + MARK if d['marked'] else ''}"
 
 
@@ -66,9 +73,23 @@ def spread_rows(runs: pd.DataFrame, metric: str = "mIoU(%)") -> list[dict]:
     return rows
 
 
+def _one_seed_caption(found: list[dict]) -> str:
+    """Names the students whose Δ rests on one shared seed (the methods, by default)."""
+    single = [r for r in found if r["model"] != "baseline"
+              and any(d is not None and d["se"] is None for d in (r["vs_baseline"], r["vs_cwd"]))]
+    if not single:
+        return ""
+    seeds = sorted({d["seed"] for r in single for d in (r["vs_baseline"], r["vs_cwd"]) if d and d["se"] is None})
+    methods = [r for r in found if r["model"] != "baseline"]
+    who = "The distilled students" if len(single) == len(methods) else ", ".join(r["Methods"] for r in single)
+    return (f" {who} ran one seed ({', '.join(map(str, seeds))}): a Δ over one shared seed is the plain "
+            "difference on that seed, with no standard error or test; the gains table sets it against the "
+            "baseline's seed std.")
+
+
 def spread_table(runs: pd.DataFrame, metric: str = "mIoU(%)") -> tuple[str, str]:
     """``(caption, markdown table)`` from :func:`bpkd.report.tables.runs_frame`."""
-    rows = [[r["pair"], r["Methods"], r["spread"], _cell(r["vs_baseline"]), _cell(r["vs_cwd"])]
-            for r in spread_rows(runs, metric)]
+    found = spread_rows(runs, metric)
+    rows = [[r["pair"], r["Methods"], r["spread"], _cell(r["vs_baseline"]), _cell(r["vs_cwd"])] for r in found]
     headers = ["Pair", "Methods", f"{metric} mean ± std (n)", "Δ vs S (paired)", "Δ vs CWD (paired)"]
-    return CAPTION, tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+    return CAPTION + _one_seed_caption(found), tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)

@@ -9,9 +9,13 @@ A second view of the same numbers: each distilled student's gain over its
 baseline student and over CWD (the strongest prior method in the paper's tables),
 so "BPKD beats every other method" can be checked at a glance.
 
-Students run once per seed of ``seeds`` (``bpkd.layout``); with several seeds the
-tables show each student's mean over its seeds, and a spread table
-(:func:`spread_table`) each one's standard deviation and its paired differences.
+Students run once per seed (``bpkd.layout``): the distilled ones per seed of
+``seeds``, the baseline per seed of ``baseline_seeds`` (by default three, against
+the methods' one). The tables show each student's mean over its seeds, with
+its sample std and n beside the mIoU of one that ran several; the gains table
+compares each method with the baseline's mean and puts the baseline's seed std (the
+noise floor) beside each Δ; a spread table (:func:`spread_table`) gives each
+student's standard deviation and its paired differences.
 
 On a dataset the seed reports (not ``synthetic``), a third view puts each measured
 mIoU/mAcc beside the seed's (:mod:`bpkd.report.reported`).
@@ -51,17 +55,19 @@ def _entries(pair: str, methods: list[str]) -> list[tuple[str, str, str]]:
 
 
 def runs_frame(metrics_dir: Path, dataset: str, pairs: list[str], methods: list[str],
-               seeds: list[int], released: list[str] = ()) -> pd.DataFrame:
+               seeds: list[int], released: list[str] = (), baseline_seeds: list[int] | None = None) -> pd.DataFrame:
     """One row per evaluated run: ``pair``, ``model``, ``Methods``, ``seed`` (None for the
     teacher and the ``released`` checkpoints, which are given, not trained per seed)
-    and the evaluation's numbers."""
+    and the evaluation's numbers. The baseline's runs are those of ``baseline_seeds``
+    (default: ``seeds``), the methods' those of ``seeds``."""
     rows = []
     for pair in pairs:
         for model, label, _ in _entries(pair, methods):
             given = model == "teacher" or model in released
+            own = baseline_seeds if model == "baseline" and baseline_seeds is not None else seeds
             runs = [(None if given else seed, _read(Path(layout.eval_json(
                 dataset, pair, model, None if given else seed, metrics=str(metrics_dir)))))
-                for seed in ([None] if given else seeds)]
+                for seed in ([None] if given else own)]
             for seed, m in runs:
                 if m is not None:
                     rows.append({"pair": pair, "model": model, "Methods": label, "seed": seed,
@@ -72,7 +78,8 @@ def runs_frame(metrics_dir: Path, dataset: str, pairs: list[str], methods: list[
 def dataset_frame(metrics_dir: Path, dataset: str, pairs: list[str], methods: list[str],
                   runs: pd.DataFrame) -> pd.DataFrame:
     """The seed README's rows, each student's numbers the mean over its seeds
-    (``runs``: :func:`runs_frame` of the same dataset)."""
+    (``runs``: :func:`runs_frame` of the same dataset), with ``n`` (its runs) and
+    ``mIoU std`` (their sample std, None below two runs)."""
     complexity = {r["arch"]: r for r in (_read(metrics_dir / "complexity" / f"{dataset}.json") or [])}
     rows = []
     for pair in pairs:
@@ -81,8 +88,21 @@ def dataset_frame(metrics_dir: Path, dataset: str, pairs: list[str], methods: li
             c = complexity.get(arch, {})
             rows.append({"pair": pair, "model": model, "Methods": label, "FLOPs(G)": c.get("flops_g"),
                          "Parameters(M)": c.get("params_m"),
-                         **{col: (mine[col].astype(float).mean() if len(mine) else None) for col in EVAL_KEYS}})
+                         **{col: (mine[col].astype(float).mean() if len(mine) else None) for col in EVAL_KEYS},
+                         "n": len(mine),
+                         "mIoU std": float(mine["mIoU(%)"].astype(float).std(ddof=1)) if len(mine) > 1 else None})
     return pd.DataFrame(rows)
+
+
+def with_spread(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the mIoU of each student that ran several seeds shown as
+    ``mean ± std (n=k)`` (the others keep their plain number)."""
+    shown = frame.copy().astype({"mIoU(%)": object})
+    several = shown["n"] > 1
+    shown.loc[several, "mIoU(%)"] = [f"{number(m)} ± {number(sd)} (n={n})" for m, sd, n in
+                                     zip(shown.loc[several, "mIoU(%)"], shown.loc[several, "mIoU std"],
+                                         shown.loc[several, "n"])]
+    return shown
 
 
 COMPLEXITY_CAPTION = ("FLOPs(G) and Parameters(M) are counted as the seed counts them, so they compare with "
@@ -103,21 +123,34 @@ def markdown_table(frame: pd.DataFrame, cols: list[str] = SEED_COLUMNS) -> str:
 
 
 def gains_table(frame: pd.DataFrame, methods: list[str]) -> str:
-    """Per pair: each method's mIoU and its difference to the baseline student and to CWD."""
+    """Per pair: each method's mIoU and its difference to the baseline student (its mean
+    over its seeds) and to CWD; where the baseline ran several seeds, its seed std (the
+    noise floor) beside the Δ vs S."""
+    noise = bool((frame.loc[frame["model"] == "baseline", "n"] > 1).any())
     rows = []
     for pair, group in frame.groupby("pair", sort=False):
         by_model = group.set_index("model")
         base = by_model.loc["baseline", "mIoU(%)"]
         cwd = by_model.loc["cwd", "mIoU(%)"] if "cwd" in by_model.index else None
         base_acc = by_model.loc["baseline", "mAcc(%)"]
+        base_std = (f"{number(by_model.loc['baseline', 'mIoU std'])} (n={by_model.loc['baseline', 'n']})"
+                    if by_model.loc["baseline", "n"] > 1 else number(None))
         for m in methods:
             r = by_model.loc[m]
             miou, macc = r["mIoU(%)"], r["mAcc(%)"]
             rows.append([pair, r["Methods"], number(miou), number(_diff(miou, base), "+.2f"),
+                         *([base_std] if noise else []),
                          number(_diff(miou, cwd), "+.2f") if m != "cwd" else "",
                          number(_diff(macc, base_acc), "+.2f")])
-    headers = ["Pair", "Methods", "mIoU(%)", "Δ mIoU vs S", "Δ mIoU vs CWD", "Δ mAcc vs S"]
+    headers = ["Pair", "Methods", "mIoU(%)", "Δ mIoU vs S", *(["S seed std"] if noise else []), "Δ mIoU vs CWD",
+               "Δ mAcc vs S"]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+GAINS_CAPTION = "Gains of each distilled student:"
+GAINS_NOISE_CAPTION = ("Gains of each distilled student (Δ vs S: against the baseline's mean over its seeds; "
+                       "S seed std: the baseline's sample standard deviation over those seeds, its noise floor, "
+                       "so a |Δ| within it is within the seed noise):")
 
 
 def _band_caption(frame: pd.DataFrame) -> str:
@@ -135,30 +168,50 @@ def _diff(a, b):
     return float(a) - float(b)
 
 
+def _seeds_caption(seeds: list[int], baseline_seeds: list[int]) -> str | None:
+    def listed(s):
+        return ", ".join(map(str, s))
+
+    if baseline_seeds == seeds or not baseline_seeds:
+        if len(seeds) < 2:
+            return None
+        return (f"Every student ran once per seed ({listed(seeds)}): the tables show each student's mean over its "
+                "seeds (its mIoU with ± the sample standard deviation, n seeds), the spread table its paired "
+                "differences.")
+    return (f"The baseline student ran once per seed ({listed(baseline_seeds)}), each distilled student once per "
+            f"seed ({listed(seeds)}): the tables show each student's mean over its seeds, its mIoU with ± the "
+            "sample standard deviation (n seeds) where it ran several; the gains table puts the baseline's seed "
+            "std, its noise floor, beside each Δ vs S, and the spread table pairs the runs of a shared seed.")
+
+
 def render(metrics_dir: str | Path, datasets: list[str], pairs: list[str], methods: list[str],
-           level: int = 1, seeds: list[int] = (0,), released: list[str] = ()) -> str:
-    """The tables document; ``level`` is the heading level of its title (README embeds it lower)."""
+           level: int = 1, seeds: list[int] = (0,), released: list[str] = (),
+           baseline_seeds: list[int] | None = None) -> str:
+    """The tables document; ``level`` is the heading level of its title (README embeds it lower).
+    ``baseline_seeds`` (default: ``seeds``) are the baseline student's, ``seeds`` the methods'."""
     metrics_dir = Path(metrics_dir)
     seeds = list(seeds)
+    baseline_seeds = seeds if baseline_seeds is None else list(baseline_seeds)
+    several = len(seeds) > 1 or ("baseline" not in released and len(baseline_seeds) > 1)
     h = "#" * level
     parts = [f"{h} Results", "",
              "Regenerated by the `report` stage from `metrics/`; `—` marks a run that has not happened.", "",
              COMPLEXITY_CAPTION, ""]
-    if len(seeds) > 1:
-        parts += [f"Every student ran once per seed ({', '.join(map(str, seeds))}): the tables show each "
-                  "student's mean over its seeds, the spread table its standard deviation and paired "
-                  "differences.", ""]
+    caption = _seeds_caption(seeds, [] if "baseline" in released else baseline_seeds)
+    if caption:
+        parts += [caption, ""]
     for dataset in datasets:
-        runs = runs_frame(metrics_dir, dataset, pairs, methods, seeds, released)
+        runs = runs_frame(metrics_dir, dataset, pairs, methods, seeds, released, baseline_seeds)
         frame = dataset_frame(metrics_dir, dataset, pairs, methods, runs)
-        parts += [f"{h}# {DATASET_TITLES.get(dataset, dataset)}", "", markdown_table(frame), ""]
+        parts += [f"{h}# {DATASET_TITLES.get(dataset, dataset)}", "", markdown_table(with_spread(frame)), ""]
         if dataset in seed_tables():
-            caption, table = comparison_table(frame, dataset, several_seeds=len(seeds) > 1)
+            caption, table = comparison_table(frame, dataset, several_seeds=several)
             parts += [caption, "", table, ""]
-        parts += ["Gains of each distilled student:", "", gains_table(frame, methods), "",
+        noise = bool((frame.loc[frame["model"] == "baseline", "n"] > 1).any())
+        parts += [GAINS_NOISE_CAPTION if noise else GAINS_CAPTION, "", gains_table(frame, methods), "",
                   f"Boundaries ({_band_caption(frame)}; BF: boundary F-score, 2 px tolerance):", "",
                   markdown_table(frame, BOUNDARY_COLUMNS), ""]
-        if len(seeds) > 1:
+        if several:
             caption, table = spread_table(runs)
             parts += [caption, "", table, ""]
     return "\n".join(parts)

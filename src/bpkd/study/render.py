@@ -29,8 +29,13 @@ PLOTTED = {"mIoU": "mIoU", "edge mIoU": "mIoU_edge"}
 PLOT_PROPS = dict(template="study", x="point", y="value", y_label="%")
 
 
+def _seeds(params: dict, model: str) -> list[int]:
+    """The seeds ``model`` ran over in an experiment: the baseline's own, or the methods'."""
+    return (get(params, "baseline_seeds") if model == "baseline" else None) or get(params, "seeds") or [0]
+
+
 def _mean(record: Record, dataset: str, pair: str, model: str, key: str) -> float | None:
-    seeds = get(record.params, "seeds") or [0]
+    seeds = _seeds(record.params, model)
     values = [(record.metrics.get(layout.eval_json(dataset, pair, model, s)) or {}).get(key) for s in seeds]
     values = [v for v in values if v is not None]
     return sum(values) / len(values) if values else None
@@ -89,7 +94,7 @@ def write(study: Study, baseline: Record, experiments: dict[str, Record], out_di
     out_dir = Path(out_dir)
     table_rows = rows(study, baseline, experiments)
     md, png, tsv = out_dir / f"{study.name}.md", out_dir / f"{study.name}.png", out_dir / "charts" / f"{study.name}.tsv"
-    write_text(md, markdown(study, table_rows, get(baseline.params, "seeds") or [0]))
+    write_text(md, markdown(study, table_rows, _seeds(baseline.params, study.model)))
     lines = ["point\tmetric\tvalue", *("\t".join(r) for r in plot_rows(table_rows))]
     write_text(tsv, "\n".join(lines) + "\n")
     written = [md, tsv]

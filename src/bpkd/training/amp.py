@@ -36,7 +36,7 @@ from mmengine.registry import OPTIM_WRAPPERS
 
 from ..params import AMP_MODES, ParamsError
 
-__all__ = ["AMP_MODES", "CPUBF16AmpOptimWrapper", "optim_wrapper_config"]
+__all__ = ["AMP_MODES", "CPUBF16AmpOptimWrapper", "optim_wrapper_config", "precision_on_this_host"]
 
 
 @OPTIM_WRAPPERS.register_module()
@@ -51,6 +51,25 @@ class CPUBF16AmpOptimWrapper(OptimWrapper):
 
         with super().optim_context(model), autocast(device_type="cpu", dtype=torch.bfloat16):
             yield
+
+
+def precision_on_this_host(amp: str, cuda: bool, key: str) -> tuple[str, str | None]:
+    """The precision a run with ``amp`` trains in here, and why it differs, if it does.
+
+    ``bf16`` on a CPU without native bfloat16 instructions (``bpkd.training.cpu_features``)
+    falls back to ``fp32``: oneDNN would emulate bf16 there, slower than fp32, and the
+    knob exists to make training faster. The fallback is said in the stage's log; the
+    run's resolved config (and so its resume fingerprint) is the fp32 one.
+    """
+    if amp != "bf16" or cuda:
+        return amp, None
+    from .cpu_features import NATIVE_BF16_FLAGS, native_bf16
+
+    if native_bf16():
+        return amp, None
+    return "fp32", (f"{key} = 'bf16' falls back to fp32: this CPU has none of the native bfloat16 "
+                    f"instructions {list(NATIVE_BF16_FLAGS)} (bpkd.training.cpu_features), and emulated "
+                    f"bf16 is slower than fp32")
 
 
 def optim_wrapper_config(optimizer: dict, amp: str, cuda: bool, key: str) -> dict:

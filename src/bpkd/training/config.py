@@ -11,8 +11,8 @@ from mmengine.config import Config
 
 from ..datasets.specs import DatasetSpec
 from ..params import TrainSettings
-from . import finite_loss_hook, rng_state  # noqa: F401  (register FiniteLossHook, RngStateHook)
-from .amp import optim_wrapper_config
+from . import finite_loss_hook, memory_format, rng_state  # noqa: F401  (register the hooks)
+from .amp import optim_wrapper_config, precision_on_this_host
 
 
 def data_scale(spec: DatasetSpec, image_hw: tuple[int, int] | None) -> tuple[int, int]:
@@ -79,6 +79,13 @@ def train_config(*, model: dict, spec: DatasetSpec, data_root: str, settings: Tr
     mixed-precision wrapper; ``amp_key``: the params key of ``settings.amp``)."""
     val = val_parts(spec, data_root, scale, settings.num_workers)
     nw = settings.num_workers
+    amp, fallback = precision_on_this_host(settings.amp, cuda, amp_key)
+    if fallback:
+        print(fallback, flush=True)
+    hooks = [dict(type="FiniteLossHook"), dict(type="RngStateHook")]
+    if settings.memory_format == "channels_last":
+        hooks.append(dict(type="ChannelsLastHook"))
+    extra = dict(compile=True) if settings.compile else {}  # mmengine's Runner compiles train_step
     return Config(dict(
         default_scope="mmseg",
         model=model,
@@ -93,7 +100,7 @@ def train_config(*, model: dict, spec: DatasetSpec, data_root: str, settings: Tr
         val_cfg=dict(type="ValLoop"),
         optim_wrapper=dict(optim_wrapper_config(
             dict(type="SGD", lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay),
-            settings.amp, cuda, amp_key), clip_grad=None),
+            amp, cuda, amp_key), clip_grad=None),
         param_scheduler=[dict(type="PolyLR", eta_min=settings.min_lr, power=settings.poly_power, begin=0,
                               end=settings.iters, by_epoch=False)],
         default_hooks=dict(
@@ -109,7 +116,7 @@ def train_config(*, model: dict, spec: DatasetSpec, data_root: str, settings: Tr
         ),
         # Stops at the first NaN/inf loss term, before it is logged or checkpointed; and keeps
         # torch's global random state across checkpoints and validation (resume = no kill).
-        custom_hooks=[dict(type="FiniteLossHook"), dict(type="RngStateHook")],
+        custom_hooks=hooks,
         log_processor=dict(by_epoch=False),
         log_level="INFO",
         env_cfg=dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
@@ -122,4 +129,5 @@ def train_config(*, model: dict, spec: DatasetSpec, data_root: str, settings: Tr
         launcher=launcher,
         load_from=None,
         resume=False,
+        **extra,
     ))

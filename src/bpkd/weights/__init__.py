@@ -47,7 +47,9 @@ def load_checkpoint(path: str | Path) -> dict:
 
 def save_checkpoint(state_dict: dict, path: str | Path, meta: dict | None = None) -> None:
     """Save ``state_dict`` (tensors only) with ``meta`` atomically."""
-    clean = {k: v.detach().cpu().clone() for k, v in state_dict.items()}
+    # Contiguous whatever the run's memory format (channels_last): the file is the same
+    # plain layout any mmseg model loads.
+    clean = {k: v.detach().cpu().clone(memory_format=torch.contiguous_format) for k, v in state_dict.items()}
     with atomic_path(path) as tmp:
         torch.save({"meta": dict(meta or {}), "state_dict": clean}, tmp)
 
