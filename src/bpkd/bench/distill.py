@@ -50,18 +50,20 @@ def _batch(n: int, h: int, w: int):
     return dict(inputs=inputs, data_samples=samples)
 
 
+def timed(fn) -> float:
+    """Seconds of one call of ``fn``, the GPU's queue drained before and after."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - t
+
+
 def _median_time(fn, repeats: int) -> float:
     fn()  # warm-up (allocator, lazy init)
-    times = []
-    for _ in range(repeats):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return statistics.median(timed(fn) for _ in range(repeats))
 
 
 def _peak_mib() -> float:

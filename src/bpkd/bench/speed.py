@@ -93,18 +93,6 @@ def setting_name(amp: str, memory_format: str, compile: bool) -> str:
 # Child process: one (setting, step).
 
 
-def _timed(fn) -> float:
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    t = time.perf_counter()
-    fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return time.perf_counter() - t
-
-
 def _eval_input(h: int, w: int):
     import numpy as np
     import torch
@@ -134,7 +122,7 @@ def _measure(job: dict) -> dict:
     from ..models.build import build_model, model_config
     from ..models.pairs import PAIRS
     from ..training.amp import optim_wrapper_config
-    from .distill import _batch
+    from .distill import _batch, timed
 
     torch.set_num_threads(job["threads"])
     step, knobs = job["step"], parse_setting(job["setting"])
@@ -197,8 +185,8 @@ def _measure(job: dict) -> dict:
         def fn():
             model.train_step(data, opt)
 
-    warmup = [_timed(fn) for _ in range(job["warmup"])]
-    times = [_timed(fn) for _ in range(job["repeats"])]
+    warmup = [timed(fn) for _ in range(job["warmup"])]
+    times = [timed(fn) for _ in range(job["repeats"])]
     return dict(warmup=warmup, times=times)
 
 
