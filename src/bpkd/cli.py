@@ -96,7 +96,10 @@ def run(main: Callable[[], None]) -> None:
     """Run a stage; a known user error prints one clear line and exits 2 (no traceback)."""
     from .errors import UserError
 
+    from .vml_warmup import warm_up_vml_when_torch_loads
+
     pin_cpu_kernels()  # before torch loads
+    warm_up_vml_when_torch_loads()  # its first parallel exp/log/tanh can be wrong otherwise
     quiet_library_noise()
     try:
         main()
