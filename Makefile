@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 OFFLINE_PAGE := .dvc/plots/offline.html
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: venv demo test check bench bench-distill plots loss-scale study chaos clean-venv
+.PHONY: venv demo test check bench bench-distill plots loss-scale study chaos docs-dag clean-venv
 
 venv: $(STAMP) $(OFFLINE_PAGE)
 
@@ -40,18 +40,23 @@ bench: $(STAMP)
 bench-distill: $(STAMP)
 	$(BIN)/python -m bpkd.bench.distill
 
-# BPKD's edge-loss readings against CWD (README, "BPKD on the demo"); needs the demo teacher.
+# BPKD's edge-loss readings against CWD (docs/bpkd-figure3.md); needs the demo teacher.
 loss-scale: $(STAMP)
 	$(BIN)/python -m bpkd.bench.loss_scale
 
-# A study of params.yaml's `studies` through DVC's queue (README, "Studies and seeds").
+# A study of params.yaml's `studies` through DVC's queue (docs/instrument.md, "Studies and seeds").
 study: $(STAMP) $(OFFLINE_PAGE)
 	@test -n "$(NAME)" || { echo "usage: make study NAME=<study> (python -m bpkd.study list)"; exit 2; }
 	$(BIN)/python -m bpkd.study run $(NAME)
 
-# Kill-anywhere check of the smoke DAG (README, "Reliability"): ~10 min on 2 cores.
+# Kill-anywhere check of the smoke DAG (docs/reliability.md): ~10 min on 2 cores.
 chaos: $(STAMP)
 	$(BIN)/python -m bpkd.devtools.chaos --kills 6
+
+# docs/dag.md's picture from `dvc dag --mermaid` (after a stage or matrix change);
+# tests/test_docs.py fails while it is stale.
+docs-dag: $(STAMP)
+	$(BIN)/python -m bpkd.devtools.dag_doc
 
 clean-venv:
 	rm -rf $(VENV)

@@ -38,7 +38,7 @@ def test_check_of_the_smoke_copy_finds_every_stage_recorded_and_its_tables(smoke
     for seed in (0, 1, 2):
         assert f"baseline@synthetic-hrnet_w48_w18s-{seed}" in result.stages
         assert f"evaluate_baseline@synthetic-hrnet_w48_w18s-{seed}" in result.stages
-    assert "evaluate@synthetic-hrnet_w48_w18s-bpkd-0" in result.stages and len(result.stages) == 28
+    assert "evaluate@synthetic-hrnet_w48_w18s-bpkd-0" in result.stages and len(result.stages) == 29
     assert "| S: HRNetV2P-W18S" in result.tables and "(n=3)" in result.tables
     # The scratch copy's runs left the work tree's dvc.lock as it was.
     assert _digest(REPO / "dvc.lock") == WORK_TREE_LOCK

@@ -81,9 +81,9 @@ def test_second_repro_does_nothing_and_ablation_reruns_only_bpkd(smoke_repo):
     # Both BPKD knobs at once: any stage outside BPKD's branch that read either would run.
     exp = run(["dvc", "exp", "run", "-S", "loss.edge_weight=5.0", "-S", "loss.edge_norm=frame"], smoke_repo)
     ran = sorted(line.split("'")[1] for line in exp.stdout.splitlines() if line.startswith("Running stage"))
-    assert ran == ["charts@synthetic-hrnet_w48_w18s", "distill@synthetic-hrnet_w48_w18s-bpkd-0",
-                   "evaluate@synthetic-hrnet_w48_w18s-bpkd-0", "method@bpkd", "qualitative@synthetic-hrnet_w48_w18s",
-                   "report"], ran
+    assert ran == ["boundary@synthetic-hrnet_w48_w18s", "charts@synthetic-hrnet_w48_w18s",
+                   "distill@synthetic-hrnet_w48_w18s-bpkd-0", "evaluate@synthetic-hrnet_w48_w18s-bpkd-0",
+                   "method@bpkd", "qualitative@synthetic-hrnet_w48_w18s", "report"], ran
     loss = yaml.safe_load((smoke_repo / "params.yaml").read_text())["loss"]
     assert (loss["edge_weight"], loss["edge_norm"]) == (5.0, "frame")
 

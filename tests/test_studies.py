@@ -115,7 +115,7 @@ def test_a_study_runs_through_the_queue_then_a_second_seed_gives_the_spread_tabl
     # one of its default baseline_seeds, has run already).
     exp = run(["dvc", "exp", "run", "-S", "seeds=[0,1]", "-S", "methods=[cwd,bpkd]",
                "-S", "models=[cwd,bpkd]"], smoke_repo)
-    assert _ran(exp.stdout) == ["charts@synthetic-hrnet_w48_w18s",
+    assert _ran(exp.stdout) == ["boundary@synthetic-hrnet_w48_w18s", "charts@synthetic-hrnet_w48_w18s",
                                 "distill@synthetic-hrnet_w48_w18s-bpkd-1", "distill@synthetic-hrnet_w48_w18s-cwd-1",
                                 "evaluate@synthetic-hrnet_w48_w18s-bpkd-1", "evaluate@synthetic-hrnet_w48_w18s-cwd-1",
                                 "qualitative@synthetic-hrnet_w48_w18s", "report"], exp.stdout

@@ -92,6 +92,15 @@ def _seeds(tree: dict, key: str = "seeds", may_be_empty: bool = False) -> list[i
 
 
 @dataclass(frozen=True)
+class BoundarySettings:
+    max_distance: int  # px at the paper's resolution; bins up to it, then the interior
+    panel_images: list  # validation indices of the uncertainty panels
+    cam_image: int  # validation index of the CAM figure
+    cam_class: str  # class name whose CAM is drawn
+    kl_scale: float  # nats at the top of the KL colour scale (larger values saturate)
+
+
+@dataclass(frozen=True)
 class TrainSettings:
     """Schedule and data settings of one training run (teacher or student)."""
 
@@ -230,6 +239,19 @@ class Params:
             width=_int(self.tree, f"{key}.width", minimum=16),
             seed=_int(self.tree, "data.synthetic.seed", minimum=0),
         )
+
+    def boundary(self) -> BoundarySettings:
+        """The ``boundary@`` stage's knobs (distance profile, uncertainty panels, CAM)."""
+        panels = _get(self.tree, "boundary.panel_images")
+        if (not isinstance(panels, list) or not panels
+                or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in panels)):
+            _fail("boundary.panel_images", panels, "a non-empty list of validation indices >= 0, e.g. [0, 1]")
+        cam_class = _get(self.tree, "boundary.cam_class")
+        if not isinstance(cam_class, str) or not cam_class:
+            _fail("boundary.cam_class", cam_class, "a class name of the dataset, e.g. car")
+        return BoundarySettings(max_distance=_int(self.tree, "boundary.max_distance"), panel_images=panels,
+                                cam_image=_int(self.tree, "boundary.cam_image", minimum=0), cam_class=cam_class,
+                                kl_scale=_num(self.tree, "boundary.kl_scale", positive=True))
 
     def group(self, name: str) -> dict:
         """A params group that must be a mapping (e.g. a method's knobs)."""

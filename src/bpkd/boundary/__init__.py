@@ -1,0 +1,1 @@
+"""Errors, uncertainty and CAMs against distance to a boundary (the boundary@ stage)."""
