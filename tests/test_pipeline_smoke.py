@@ -106,8 +106,11 @@ def test_readme_block_shows_the_tables_and_the_static_figures(smoke_repo):
 CURATED = [(f"metrics/charts/synthetic/{PAIR}/{table}", f"synthetic / {PAIR}: {title}") for table, title in [
     ("mIoU.tsv", "val mIoU of every model"), ("decode.loss_ce.tsv", "decode-head CE loss of every model"),
     ("loss.tsv", "total training loss of every model"), ("terms.tsv", "each method's own loss terms"),
-    ("per_class.tsv", "per-class IoU of every model")]]
+    ("per_class.tsv", "per-class IoU of every model")]] + [
+    (f"metrics/boundary_plots/synthetic/{PAIR}/{stat}.tsv", f"synthetic / {PAIR}: {title} against distance to a boundary")
+    for stat, title in [("error", "error"), ("entropy", "entropy"), ("kl_to_teacher", "KL(teacher || student)")]]
 QUALITATIVE = f"data/qualitative/synthetic/{PAIR}.png"
+BOUNDARY_PANELS = [f"metrics/boundary_plots/synthetic/{PAIR}/{n}.png" for n in ("uncertainty", "cam")]
 JUNK = re.compile(r"(params\.yaml|metrics\.json|/(time|data_time|iter|lr|[a-z]+\.lr)\.tsv)$")
 
 
@@ -120,7 +123,7 @@ def test_plots_page_is_the_curated_set_without_warnings(smoke_repo):
     assert not [i for i in ids if JUNK.search(i)]
     charts = [(i, page["data"][i][0]["content"]["title"]) for i in ids if page["data"][i][0]["type"] == "vega"]
     assert charts == CURATED
-    assert [i for i in ids if page["data"][i][0]["type"] == "image"] == [QUALITATIVE]
+    assert [i for i in ids if page["data"][i][0]["type"] == "image"] == [QUALITATIVE] + BOUNDARY_PANELS
     terms = {row["method"] for row in page["data"][CURATED[3][0]][0]["content"]["data"]["values"]}
     assert terms == set(MODELS[2:])  # every method's panel
     bars = page["data"][CURATED[4][0]][0]["content"]["data"]["values"]

@@ -34,6 +34,7 @@ from .profile import INTERIOR, BoundaryProfile, distance_to_boundary
 STATS = ("error", "entropy", "kl_to_teacher")
 Y_LABELS = {"error": "pixel error rate (0-1)", "entropy": "mean prediction entropy (nats)",
             "kl_to_teacher": "mean KL(teacher || student) (nats)"}
+TITLES = {"error": "error", "entropy": "entropy", "kl_to_teacher": "KL(teacher || student)"}
 
 
 @dataclass
@@ -52,7 +53,7 @@ X_LABEL = "distance to the nearest boundary (px at the paper's resolution; last 
 def plot_props(stat: str, dataset: str, pair: str) -> dict:
     """The properties of a plot table, as ``dvc.yaml`` declares them (kept equal by a test)."""
     return dict(template="overlay", x="distance", y=stat, x_label=X_LABEL, y_label=Y_LABELS[stat],
-                title=f"{dataset} / {pair}: {stat.replace('_', ' ')} against distance to a boundary")
+                title=f"{dataset} / {pair}: {TITLES[stat]} against distance to a boundary")
 
 
 def profile_tables(profiles: dict[str, list[dict]], interior_x: float) -> dict[str, list[dict]]:
