@@ -1,4 +1,4 @@
-"""Mixed precision (``profiles.<p>.train.amp``, README "Mixed precision"): the
+"""Mixed precision (``profiles.<p>.train.amp``, docs/performance.md, "Mixed precision and speed"): the
 wrapper each mode resolves to, the CPU bf16 wrapper's autocast, the distiller's
 teacher and student forwards under it, and a real bf16 smoke stage."""
 import copy

@@ -1,4 +1,4 @@
-"""Under mixed precision every distillation loss stays fp32 (README, "Mixed precision").
+"""Under mixed precision every distillation loss stays fp32 (docs/performance.md, "Mixed precision and speed").
 
 Each method's loss (and the discriminator's own loss) is computed twice on the same
 numbers: once on bf16 tensors inside CPU bf16 autocast, as a student forward under

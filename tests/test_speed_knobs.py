@@ -1,4 +1,4 @@
-"""The speed knobs of ``profiles.<p>.train`` (README, "Mixed precision and speed"):
+"""The speed knobs of ``profiles.<p>.train`` (docs/performance.md, "Mixed precision and speed"):
 bf16's detection of native instructions and its fp32 fallback (both ways, by
 overriding the file it reads), ``memory_format`` and ``compile`` reaching mmengine,
 contiguous exported checkpoints, and the synthetic set's slide inference."""

@@ -83,7 +83,7 @@ def _choice(tree: dict, key: str, allowed: list[str]) -> str:
 
 
 def _seeds(tree: dict, key: str = "seeds", may_be_empty: bool = False) -> list[int]:
-    """Each student trains once per seed (a DVC matrix axis; README, "Studies and seeds")."""
+    """Each student trains once per seed (a DVC matrix axis; README, "Seeds and studies")."""
     v = _get(tree, key)
     if (not isinstance(v, list) or not (v or may_be_empty) or len(set(v)) != len(v)
             or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in v)):

@@ -59,7 +59,7 @@ def load(tree: dict, name: str) -> Study:
     """The study ``name`` of a params tree, validated; errors name the key."""
     studies = tree.get("studies")
     if not isinstance(studies, dict) or not studies:
-        raise ParamsError("params.yaml: no `studies` mapping (README, \"Studies and seeds\")")
+        raise ParamsError("params.yaml: no `studies` mapping (README, \"Seeds and studies\")")
     if name not in studies:
         raise ParamsError(f"params.yaml: studies.{name} does not exist; declared: {sorted(studies)}")
     key = f"studies.{name}"
