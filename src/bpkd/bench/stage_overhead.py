@@ -28,7 +28,7 @@ import statistics
 import time
 
 
-def _child(start: float, pair: str, queue) -> None:
+def _child(start: float, pair: str) -> dict:
     out = {"interpreter": time.time() - start}
     t = time.perf_counter()
     import tempfile
@@ -65,18 +65,18 @@ def _child(start: float, pair: str, queue) -> None:
             t = time.perf_counter()
             torch.load(path, map_location="cpu", weights_only=True)
             out[f"load {arch}"] = time.perf_counter() - t
-    queue.put(out)
+    return out
 
 
 def measure(pair: str, repeats: int) -> dict[str, list[float]]:
     ctx = mp.get_context("spawn")
     parts: dict[str, list[float]] = {}
     for _ in range(repeats):
-        queue = ctx.Queue()
-        proc = ctx.Process(target=_child, args=(time.time(), pair, queue))
-        proc.start()
-        result = queue.get()
-        proc.join()
+        # A pool per repeat, as the other benches' fresh processes, so that a failing child
+        # raises here; created after `start`, so its worker's start-up is what is timed.
+        start = time.time()
+        with ctx.Pool(1) as pool:
+            result = pool.apply(_child, (start, pair))
         for name, seconds in result.items():
             parts.setdefault(name, []).append(seconds)
     return parts
