@@ -37,7 +37,8 @@ training settings, 4 x 64x128 on the demo):
 
 Each (setting, step) runs in its own fresh spawned process, with the parent's torch
 thread count and ``ATEN_CPU_CAPABILITY`` (``bpkd.cli.pin_cpu_kernels``): ``--warmup``
-calls (the first one timed apart), then ``--repeats`` timed calls.
+calls (the first one timed apart), then ``--repeats`` timed calls. The settings of one
+step are measured one after the other, before the next step.
 
 Prints a header with the host (CPU, native bf16, flags, torch, threads), a table
 (rows: steps; per setting: median ms with min-max over the repeats, and ratio of the
@@ -314,8 +315,10 @@ def main(argv=None) -> int:
     results: dict[tuple[str, str], dict] = {}
     ctx = mp.get_context("spawn")
     with ctx.Pool(1, maxtasksperchild=1) as pool:  # one fresh process per measurement
-        for setting in settings:
-            for step in steps:
+        # Step outer, setting inner: a step's settings run back to back, seconds apart, so a
+        # drift of the host's speed over the minutes of a run does not enter its ratios.
+        for step in steps:
+            for setting in settings:
                 print(f"measuring {step} under {setting!r} ...", file=sys.stderr, flush=True)
                 t = time.perf_counter()
                 r = pool.apply(_measure, (dict(base_job, step=step, setting=setting,

@@ -56,16 +56,35 @@ def _parse_params(params: Optional[dict]) -> dict[str, Any]:
     return out
 
 
-def _kl_rows_sum(s_rows: Tensor, s_keys: Tensor, t_rows: Tensor, t_keys: Tensor, tau: float) -> Tensor:
+def similarity_logits(rows: Tensor, keys: Tensor, tau: float, matmul_dtype: Optional[torch.dtype] = None) -> Tensor:
+    """``rows @ keys / tau`` as fp32.
+
+    With ``matmul_dtype`` (the run's autocast precision, bf16 or fp16) the product takes
+    operands of that type, ``(rows / tau)`` and ``keys``, as autocast runs a matmul; the
+    accumulation inside oneDNN / cuBLAS is fp32 and the result is cast back to fp32, so
+    the softmax and KL that follow stay fp32. The rows are unit vectors (cosines in
+    [-1, 1]), so the operands lose ~3 significant digits and nothing to range. Why: on
+    the demo these matmuls are ~60 % of a CIRKD step, and AMX runs bf16 ones ~9x faster
+    than fp32 (docs/performance.md, "Mixed precision and speed").
+    """
+    if matmul_dtype is None:
+        return torch.matmul(rows, keys) / tau
+    return torch.matmul((rows / tau).to(matmul_dtype), keys.to(matmul_dtype)).float()
+
+
+def _kl_rows_sum(s_rows: Tensor, s_keys: Tensor, t_rows: Tensor, t_keys: Tensor, tau: float,
+                 matmul_dtype: Optional[torch.dtype] = None) -> Tensor:
     """``sum_rows KL(softmax(t_rows @ t_keys / tau) || softmax(s_rows @ s_keys / tau))``,
-    softmax along the last (key) axis; ``*_keys`` is ``(C, Q)`` or ``(B, C, Q)``."""
-    log_ps = F.log_softmax(torch.matmul(s_rows, s_keys) / tau, dim=-1)
+    softmax along the last (key) axis; ``*_keys`` is ``(C, Q)`` or ``(B, C, Q)``; the
+    products as :func:`similarity_logits`."""
+    log_ps = F.log_softmax(similarity_logits(s_rows, s_keys, tau, matmul_dtype), dim=-1)
     with torch.no_grad():
-        log_pt = F.log_softmax(torch.matmul(t_rows, t_keys) / tau, dim=-1)
+        log_pt = F.log_softmax(similarity_logits(t_rows, t_keys, tau, matmul_dtype), dim=-1)
     return (log_pt.exp() * (log_pt - log_ps)).sum()
 
 
-def chunked_kl_sum(s_rows: Tensor, s_keys: Tensor, t_rows: Tensor, t_keys: Tensor, tau: float) -> Tensor:
+def chunked_kl_sum(s_rows: Tensor, s_keys: Tensor, t_rows: Tensor, t_keys: Tensor, tau: float,
+                   matmul_dtype: Optional[torch.dtype] = None) -> Tensor:
     """:func:`_kl_rows_sum` over row chunks of at most ``_CHUNK_ELEMS`` logits each.
 
     With more than one chunk and a student input requiring grad, every chunk is
@@ -75,11 +94,11 @@ def chunked_kl_sum(s_rows: Tensor, s_keys: Tensor, t_rows: Tensor, t_keys: Tenso
     cols = max(s_keys.numel() // s_keys.shape[-2], 1)
     step = max(1, _CHUNK_ELEMS // cols)
     if rows <= step:
-        return _kl_rows_sum(s_rows, s_keys, t_rows, t_keys, tau)
+        return _kl_rows_sum(s_rows, s_keys, t_rows, t_keys, tau, matmul_dtype)
     use_ckpt = torch.is_grad_enabled() and (s_rows.requires_grad or s_keys.requires_grad)
     total = s_rows.new_zeros(())
     for i in range(0, rows, step):
-        args = (s_rows[i:i + step], s_keys, t_rows[i:i + step], t_keys, tau)
+        args = (s_rows[i:i + step], s_keys, t_rows[i:i + step], t_keys, tau, matmul_dtype)
         if use_ckpt:
             total = total + checkpoint(_kl_rows_sum, *args, use_reentrant=False)
         else:
@@ -87,14 +106,15 @@ def chunked_kl_sum(s_rows: Tensor, s_keys: Tensor, t_rows: Tensor, t_keys: Tenso
     return total
 
 
-def minibatch_relation_loss(student_features: Tensor, teacher_features: Tensor, tau: float = 0.1) -> Tensor:
+def minibatch_relation_loss(student_features: Tensor, teacher_features: Tensor, tau: float = 0.1,
+                            matmul_dtype: Optional[torch.dtype] = None) -> Tensor:
     """CIRKD mini-batch pixel-to-pixel relation loss over all ordered image pairs.
 
     ``F`` is L2-normalised along channels; for each ordered pair ``(a, b)`` of the local
     batch ``A_ab = F_a^T F_b`` (``h*w x h*w``), and the loss is
     ``1/N^2 * sum_ab 1/(h*w) * sum_rows KL(softmax(A^T_ab/tau) || softmax(A^S_ab/tau))``.
     Channel-agnostic (no projection); the teacher map is detached and resized to the
-    student's size.
+    student's size. ``matmul_dtype``: the products' operand type (:func:`similarity_logits`).
     """
     with torch.autocast(device_type=student_features.device.type, enabled=False):
         fs = student_features.float()
@@ -107,7 +127,7 @@ def minibatch_relation_loss(student_features: Tensor, teacher_features: Tensor, 
         # -> (N, rows, P), softmax over each image's P pixels separately.
         s_rows = fs.transpose(1, 2).reshape(n * p, -1)
         t_rows = ft.transpose(1, 2).reshape(n * p, -1)
-        total = chunked_kl_sum(s_rows, fs, t_rows, ft, tau)
+        total = chunked_kl_sum(s_rows, fs, t_rows, ft, tau, matmul_dtype)
         return total / (n * n * p)
 
 
@@ -254,16 +274,20 @@ class CIRKDLoss(DistillLoss):
         slots = torch.randperm(q, device=queue.device)[:take]
         return queue[:, slots].reshape(k * take, c)
 
-    def _memory_loss(self, s_anchor: Tensor, t_anchor: Tensor, keys: Tensor) -> Tensor:
+    def _memory_loss(self, s_anchor: Tensor, t_anchor: Tensor, keys: Tensor,
+                     matmul_dtype: Optional[torch.dtype]) -> Tensor:
         keys_t = keys.t().contiguous()  # (C, Q), no grad (a buffer copy)
-        total = chunked_kl_sum(s_anchor, keys_t, t_anchor, keys_t, self.tau_sim * self.tau_kd)
+        total = chunked_kl_sum(s_anchor, keys_t, t_anchor, keys_t, self.tau_sim * self.tau_kd, matmul_dtype)
         return self.tau_kd ** 2 * total / s_anchor.shape[0]
 
     # ------------------------------------------------------------------ forward
     def forward(self, student: Recorded, teacher: Recorded, labels: Tensor) -> dict[str, Tensor]:
         if student.features is None or teacher.features is None:
             raise ValueError("CIRKDLoss needs decode features of both student and teacher (uses_features=True)")
-        with torch.autocast(device_type=student.logits.device.type, enabled=False):
+        device = student.logits.device.type
+        # The relation products follow the run's precision (similarity_logits); the rest is fp32.
+        matmul_dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
+        with torch.autocast(device_type=device, enabled=False):
             zs = student.logits.float()
             zt = resize_like(teacher.logits.detach().float(), zs)
             fs = student.features.float()
@@ -271,7 +295,7 @@ class CIRKDLoss(DistillLoss):
             zero = zs.new_zeros(())
 
             kd = pixel_kd(zs, zt, self.kd_tau) if self.kd_weight > 0 else zero
-            batch = minibatch_relation_loss(fs, ft, self.tau_sim) if self.batch_weight > 0 else zero
+            batch = minibatch_relation_loss(fs, ft, self.tau_sim, matmul_dtype) if self.batch_weight > 0 else zero
 
             mem_pixel, mem_region = zero, zero
             if self.mem_pixel_weight > 0 or self.mem_region_weight > 0:
@@ -290,10 +314,10 @@ class CIRKDLoss(DistillLoss):
                     k = self.num_classes
                     if self.mem_pixel_weight > 0:
                         keys = self._sample_keys(self.pixel_queue, self.pixel_contrast // k + 1)
-                        mem_pixel = self._memory_loss(s_anchor, t_anchor, keys)
+                        mem_pixel = self._memory_loss(s_anchor, t_anchor, keys, matmul_dtype)
                     if self.mem_region_weight > 0:
                         keys = self._sample_keys(self.region_queue, self.region_contrast // k + 1)
-                        mem_region = self._memory_loss(s_anchor, t_anchor, keys)
+                        mem_region = self._memory_loss(s_anchor, t_anchor, keys, matmul_dtype)
         return {
             "loss_cirkd_kd": self.kd_weight * kd,
             "loss_cirkd_batch": self.batch_weight * batch,
