@@ -1,9 +1,10 @@
 """DVC stage charts@<dataset>-<pair>: the tables behind the plots page's charts of
 one dataset/pair. The step logs of teacher, baseline and every distilled student
-(the first seed's) are merged per term (val mIoU, decode CE, total loss: one line
-per run), each method's own loss terms are gathered in one table, and every
-model's per-class IoU in another, so `dvc plots show` draws a handful of curated charts per pair instead
-of one per file of every DVCLive log."""
+(the first seed's) are merged per term (val mIoU, whose last point is each model's
+evaluate@ score; decode CE; total loss: one line per run), each method's own loss
+terms are gathered in one table, and every model's per-class IoU in another, so
+`dvc plots show` draws a handful of curated charts per pair instead of one per file
+of every DVCLive log."""
 from bpkd import cli
 
 ap = cli.parser(__doc__)
@@ -15,6 +16,9 @@ args = ap.parse_args()
 
 
 def main():
+    import json
+    from pathlib import Path
+
     from bpkd import layout, params
     from bpkd.atomic import atomic_path
     from bpkd.report import curves, per_class
@@ -23,7 +27,14 @@ def main():
     dataset, pair = p.check("dataset", args.dataset), p.check("pair", args.pair)
     seed = p.seeds[0]  # the page draws one run of each model: the first seed's students
     runs = {m: layout.train_log(dataset, pair, m, None if m == "teacher" else seed) for m in ("teacher", *p.students)}
-    merged = curves.collect(runs)
+    # The val mIoU of a run's last iteration is its evaluate@ score (training skips that
+    # validation: bpkd.training.val_loop); runs not trained or not evaluated yet have none.
+    finals = {}
+    for m, log_dir in runs.items():
+        score = Path(layout.eval_json(dataset, pair, m, None if m == "teacher" else seed))
+        if score.is_file() and (Path(log_dir) / "plots" / "metrics" / "loss.tsv").is_file():
+            finals[m] = (curves.last_step(log_dir), str(json.loads(score.read_text())["mIoU"]))
+    merged = curves.collect(runs, finals={"mIoU": finals})
     terms = curves.method_terms({m: runs[m] for m in p.methods if m in p.models})
     evaluated = {m: layout.per_class_json(dataset, pair, m, seed if m in p.students else None)
                  for m in ("teacher", "baseline", *p.methods) if m in ("teacher", *p.students, *p.released)}

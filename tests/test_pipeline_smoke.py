@@ -54,6 +54,25 @@ def test_every_model_is_trained_evaluated_and_reported(smoke_repo):
     assert re.search(r"\| S: HRNetV2P-W18S +\| 10\.49 +\| 3\.97 +\|", tables)
 
 
+def test_training_skips_the_last_validation_and_the_chart_takes_evaluates_score(smoke_repo):
+    # Smoke: the teacher trains 3 iterations with val_interval 3, the students 3 with 2.
+    # mmengine would validate at the last iteration too; the pipeline leaves that score to
+    # evaluate@ (bpkd.training.val_loop), and the chart's last point is evaluate@'s.
+    train = smoke_repo / f"metrics/synthetic/{PAIR}/train"
+    assert not (train / "teacher/plots/metrics/mIoU.tsv").exists()
+    for model in MODELS[1:]:
+        rows = (train / f"seed0/{model}/plots/metrics/mIoU.tsv").read_text().splitlines()[1:]
+        assert [int(r.split("\t")[0]) for r in rows] == [2], (model, rows)
+    chart = (smoke_repo / f"metrics/charts/synthetic/{PAIR}/mIoU.tsv").read_text().splitlines()
+    assert chart[0] == "step\trun\tmIoU"
+    points = [line.split("\t") for line in chart[1:]]
+    for model in MODELS:
+        run_dir = "" if model == "teacher" else "seed0/"
+        score = json.loads((smoke_repo / f"metrics/eval/synthetic/{PAIR}/{run_dir}{model}.json").read_text())["mIoU"]
+        assert [(int(step), float(v)) for step, run, v in points if run == model][-1] == (3, score), model
+    assert [int(step) for step, run, _ in points if run == "teacher"] == [3]
+
+
 def test_distillation_logs_each_loss_term_finite(smoke_repo):
     expected = {"bpkd": ["loss_bpkd_edge", "loss_bpkd_body"], "cwd": ["loss_cwd"],
                 "skds": ["loss_skds_pair", "loss_skds_d"], "ifvd": ["loss_ifvd_ifv"],

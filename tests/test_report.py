@@ -83,6 +83,22 @@ def test_curves_merge_shared_terms_of_all_runs_into_one_long_table(tmp_path):
         "step\trun\tmIoU", "400\tteacher\t40.5", "800\tteacher\t50.25", "200\tbaseline\t30.0", "200\tbpkd\t33.0"]
 
 
+def test_curves_take_each_runs_last_point_from_finals(tmp_path):
+    from bpkd.report.curves import collect, last_step
+
+    _step_log(tmp_path, "teacher", "mIoU", [(400, 40.5), (800, 50.25)])  # a log from before: validated at 800
+    _step_log(tmp_path, "teacher", "loss", [(20, 2.0), (800, 0.5)])
+    _step_log(tmp_path, "baseline", "loss", [(20, 2.5), (400, 1.0)])  # trained, never validated
+    _step_log(tmp_path, "cwd", "loss", [(20, 2.5)])  # trained, not evaluated yet: no final
+    assert last_step(tmp_path / "teacher") == 800 and last_step(tmp_path / "baseline") == 400
+    runs = {r: tmp_path / r for r in ["teacher", "baseline", "cwd"]}
+    finals = {"mIoU": {"teacher": (800, "50.3"), "baseline": (400, "31.0")}}
+    assert collect(runs, terms=("mIoU",), finals=finals) == {
+        "mIoU": [(400, "teacher", "40.5"), (800, "teacher", "50.3"), (400, "baseline", "31.0")]}
+    # Without them, the baseline has no val point and the teacher's one line is no comparison.
+    assert collect(runs, terms=("mIoU",)) == {}
+
+
 def test_curves_refuse_a_step_log_without_its_columns(tmp_path):
     from bpkd.report.curves import collect
 

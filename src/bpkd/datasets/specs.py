@@ -41,7 +41,7 @@ DATASETS: dict[str, DatasetSpec] = {
         # Models train on crops a quarter of the scene's side (the demo's 64x128 of
         # 256x512) and are tested where they were trained: sliding windows of the crop,
         # stride 2/3 of it, as mmseg's configs do where the crop is much smaller than the
-        # image (README, "The demo as an instrument"). A crop the image's size is one window.
+        # image (docs/instrument.md). A crop the image's size is one window.
         test_mode="slide",
     ),
     "cityscapes": DatasetSpec(

@@ -5,7 +5,8 @@ The inputs are the DVCLive step logs the training stages already write
 (``<log dir>/plots/metrics/<term>.tsv``; ``bpkd.layout.train_log``). Two shapes come out of them:
 
 - a few terms every run logs, overlaid (``step``, ``run``, value: one line per run,
-  ``overlay`` template): val mIoU, the decode head's CE and the total loss. Only
+  ``overlay`` template): val mIoU (its last point the run's ``evaluate…@`` score, see
+  :func:`collect`), the decode head's CE and the total loss. Only
   these: the page is for reading what distillation did, and DVCLive's own logs keep
   everything else (timers, lr, iteration counters, accuracies) for whoever needs it;
 - each distillation method's own loss terms (``loss_<method>[_*]``), one long table
@@ -31,22 +32,41 @@ def _read_step_log(tsv: Path, term: str) -> list[tuple[int, str]]:
         return [(int(r["step"]), r[term]) for r in reader]
 
 
-def collect(runs: dict[str, str | Path], terms: tuple[str, ...] = OVERLAID
-            ) -> dict[str, list[tuple[int, str, str]]]:
+def last_step(log_dir: str | Path, term: str = "loss") -> int:
+    """The last step of a run's ``term`` log: its last training iteration."""
+    tsv = Path(log_dir) / "plots" / "metrics" / f"{term}.tsv"
+    rows = _read_step_log(tsv, term)
+    if not rows:
+        raise ValueError(f"{tsv}: the step log has no rows")
+    return rows[-1][0]
+
+
+def collect(runs: dict[str, str | Path], terms: tuple[str, ...] = OVERLAID,
+            finals: dict[str, dict[str, tuple[int, str]]] | None = None) -> dict[str, list[tuple[int, str, str]]]:
     """``{term: [(step, run, value), ...]}`` for each of ``terms`` logged by >= 2 of ``runs``
     (``{run name: its DVCLive log dir}``).
+
+    ``finals`` (``{term: {run: (step, value)}}``) adds each run's last point from
+    elsewhere: the training stages do not validate at their last iteration
+    (``bpkd.training.val_loop``), so the charts stage passes the ``evaluate…@`` score of
+    that checkpoint as the val mIoU of the last step. A logged row at or after that step
+    gives way to it.
 
     Runs without a step log yet are skipped (their training has not happened);
     rows keep the runs' order, then the step order of each log.
     """
+    finals = finals or {}
     curves: dict[str, list[tuple[int, str, str]]] = {}
     for term in terms:
         rows, logged_by = [], 0
         for run, log_dir in runs.items():
             tsv = Path(log_dir) / "plots" / "metrics" / f"{term}.tsv"
-            if tsv.is_file():
-                rows += [(step, run, value) for step, value in _read_step_log(tsv, term)]
-                logged_by += 1
+            own = [(step, run, value) for step, value in _read_step_log(tsv, term)] if tsv.is_file() else []
+            final = finals.get(term, {}).get(run)
+            if final is not None:
+                own = [r for r in own if r[0] < final[0]] + [(final[0], run, final[1])]
+            rows += own
+            logged_by += bool(own)
         if logged_by >= 2:  # one line is not a comparison
             curves[term] = rows
     return curves

@@ -7,7 +7,8 @@ included) runs its forward inside ``optim_wrapper.optim_context``, which the AMP
 wrapper turns into ``torch.autocast``. Weights and optimiser state stay fp32;
 validation and evaluation run in fp32. Every distillation loss disables autocast and
 computes in fp32 on fp32 copies of the recorded logits and features
-(``bpkd.distill.losses``).
+(``bpkd.distill.losses``), except the matmuls of CIRKD's relation matrices, which take
+the run's precision (``cirkd.similarity_logits``).
 
 - On CUDA: mmengine's own ``AmpOptimWrapper``. ``fp16`` with dynamic loss scaling
   (``torch.cuda.amp.GradScaler``: fp16 gradients underflow without it); ``bf16``

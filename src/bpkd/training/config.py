@@ -97,7 +97,7 @@ def train_config(*, model: dict, spec: DatasetSpec, data_root: str, settings: Tr
         val_dataloader=val["dataloader"],
         val_evaluator=val["evaluator"],
         train_cfg=dict(type="IterBasedTrainLoop", max_iters=settings.iters, val_interval=settings.val_interval),
-        val_cfg=dict(type="ValLoop"),
+        val_cfg=dict(type="IntervalValLoop"),  # no duplicate of evaluate@ at max_iters (training.val_loop)
         optim_wrapper=dict(optim_wrapper_config(
             dict(type="SGD", lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay),
             amp, cuda, amp_key), clip_grad=None),
@@ -121,7 +121,7 @@ def train_config(*, model: dict, spec: DatasetSpec, data_root: str, settings: Tr
         log_level="INFO",
         env_cfg=dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
                      dist_cfg=dict(backend="nccl")),
-        # mmengine's own knobs, explicit per profile (params.yaml, README "Reliability").
+        # mmengine's own knobs, explicit per profile (params.yaml, docs/reliability.md).
         randomness=dict(seed=settings.seed, deterministic=settings.deterministic,
                         diff_rank_seed=settings.diff_rank_seed),
         visualizer=dict(type="SegLocalVisualizer", name="visualizer",

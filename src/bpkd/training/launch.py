@@ -54,7 +54,7 @@ def relaunch(nproc: int, key: str) -> None:
 
         if torch.cuda.device_count() < nproc:
             raise ParamsError(f"params.yaml: {key} = {nproc} but this machine has {torch.cuda.device_count()} "
-                              f"GPU(s); for several machines run torchrun --nnodes yourself (README)")
+                              f"GPU(s); for several machines run torchrun --nnodes yourself (docs/distributed.md)")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
            sys.argv[0], *sys.argv[1:]]
     print("relaunching on", nproc, "processes:", " ".join(cmd[1:]), flush=True)

@@ -8,7 +8,7 @@ resumed into it. ``Module.to`` keeps every ``Parameter`` object (it swaps their
 data), so the optimiser built before the hook still holds the model's parameters.
 Inputs stay NCHW: a convolution whose weight is channels-last returns a
 channels-last output, so every layer after the first runs NHWC. What it buys is
-oneDNN's NHWC kernels, measured in ``python -m bpkd.bench.speed`` (README,
+oneDNN's NHWC kernels, measured in ``python -m bpkd.bench.speed`` (docs/performance.md,
 "Mixed precision and speed"). Exported checkpoints are written contiguous
 (``bpkd.weights.save_checkpoint``), so they load anywhere as before.
 """

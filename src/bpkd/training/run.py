@@ -100,6 +100,7 @@ def train_and_export(cfg, out: str | Path, meta: dict) -> dict:
     from mmengine.runner import Runner
 
     from . import dvclive_backend  # noqa: F401  (registers the DVCLive backend)
+    from .val_loop import validates_at  # registers IntervalValLoop
     from .. import distill  # noqa: F401  (registers the distiller)
     from ..datasets import mmseg_dataset  # noqa: F401  (registers the synthetic dataset)
 
@@ -111,7 +112,7 @@ def train_and_export(cfg, out: str | Path, meta: dict) -> dict:
         for backend in cfg.visualizer.vis_backends:
             backend["init_kwargs"] = dict(backend.get("init_kwargs") or {}, resume=True)
             log_dir = backend["save_dir"]
-        rerun_val = (k % loop.val_interval == 0 or k == loop.max_iters) and not val_logged(log_dir, k, VAL_METRICS)
+        rerun_val = validates_at(k, loop.val_interval, loop.max_iters) and not val_logged(log_dir, k, VAL_METRICS)
         if int(os.environ.get("RANK", "0")) == 0:
             trim_step_log(log_dir, k, VAL_METRICS, rerun_val)
         if rerun_val:

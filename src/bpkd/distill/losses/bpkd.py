@@ -81,7 +81,7 @@ class BPKDLoss(DistillLoss):
     read at the paper's resolution and converted by the distill stage to the data's image
     scale (:mod:`bpkd.distill.band_radius`: 1 px on the demo's 256x512 scenes);
     ``edge_tau`` 4 and ``body_tau`` 4; ``edge_norm`` (``EDGE_NORMS``; the default is the
-    reading chosen by measurement, README "BPKD on the demo"); ``mask_mode``
+    reading chosen by measurement, docs/bpkd-figure3.md); ``mask_mode``
     ``multiply`` or ``exclude``. Ignore handling is fixed, not a param: ignore/padding
     pixels are neutral in the trimap (no band at a class/void transition, matching the
     boolean ``edge_body_masks``), and, as in CWD, the body softmax still runs over

@@ -37,7 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "d_base_channels": 64,
 }
 # The official code's defaults (YukangWang/IFVD: options.py, utils/criterion.py,
-# networks/kd_model.py, train.py; README "SKDS and IFVD: benchmark or official"): IFV 200
+# networks/kd_model.py, train.py; docs/methods.md, "SKDS and IFVD: benchmark or official"): IFV 200
 # (MSE over N*h*w, as here), KD 10 with nn.KLDivLoss's mean over N*K*h*w, WGAN-GP
 # (penalty 10) with G weight 0.001 and D weight 0.1, D optimiser Adam lr 4e-4 (0.9, 0.99)
 # on the student's poly schedule (power 0.9, to 0).

@@ -43,7 +43,7 @@ DEFAULTS: dict[str, Any] = {
 }
 # The official code's run (irfanICMLL/structure_knowledge_distillation, master:
 # run_train_val.sh, utils/train_options.py, utils/criterion.py, utils/utils.py,
-# networks/kd_model.py, train_and_eval.py; README "SKDS and IFVD: benchmark or official"):
+# networks/kd_model.py, train_and_eval.py; docs/methods.md, "SKDS and IFVD: benchmark or official"):
 # pixel-wise cross-entropy summed over the batch / (h*w) with weight 10; pair-wise 0.5 on
 # nodes pooled by half the map's sides (2x2 nodes) with a detached norm; WGAN-GP
 # (penalty 10) with lambda_d 0.1 for both the generator term and D; D optimiser SGD lr
