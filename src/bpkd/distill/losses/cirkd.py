@@ -59,13 +59,13 @@ def _parse_params(params: Optional[dict]) -> dict[str, Any]:
 def similarity_logits(rows: Tensor, keys: Tensor, tau: float, matmul_dtype: Optional[torch.dtype] = None) -> Tensor:
     """``rows @ keys / tau`` as fp32.
 
-    With ``matmul_dtype`` (the run's autocast precision, bf16 or fp16) the product takes
-    operands of that type, ``(rows / tau)`` and ``keys``, as autocast runs a matmul; the
-    accumulation inside oneDNN / cuBLAS is fp32 and the result is cast back to fp32, so
-    the softmax and KL that follow stay fp32. The rows are unit vectors (cosines in
-    [-1, 1]), so the operands lose ~3 significant digits and nothing to range. Why: on
-    the demo these matmuls are ~60 % of a CIRKD step, and AMX runs bf16 ones ~9x faster
-    than fp32 (docs/performance.md, "Mixed precision and speed").
+    With ``matmul_dtype`` (the run's autocast precision, bf16 or fp16) the product runs
+    as autocast runs a matmul: operands ``(rows / tau)`` and ``keys`` of that type,
+    accumulated in fp32 inside oneDNN / cuBLAS, the result rounded to that type; it is
+    cast back to fp32, so the softmax and KL that follow stay fp32. The rows are unit
+    vectors (cosines in [-1, 1], logits within +-1/tau), so nothing is lost to range.
+    Why: on the demo these matmuls are ~60 % of a CIRKD step in fp32, and AMX runs bf16
+    ones ~9x faster (docs/performance.md, "Mixed precision and speed").
     """
     if matmul_dtype is None:
         return torch.matmul(rows, keys) / tau
