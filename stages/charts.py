@@ -32,8 +32,9 @@ def main():
     finals = {}
     for m, log_dir in runs.items():
         score = Path(layout.eval_json(dataset, pair, m, None if m == "teacher" else seed))
-        if score.is_file() and (Path(log_dir) / "plots" / "metrics" / "loss.tsv").is_file():
-            finals[m] = (curves.last_step(log_dir), str(json.loads(score.read_text())["mIoU"]))
+        step = curves.last_step(log_dir)
+        if step is not None and score.is_file():
+            finals[m] = (step, str(json.loads(score.read_text())["mIoU"]))
     merged = curves.collect(runs, finals={"mIoU": finals})
     terms = curves.method_terms({m: runs[m] for m in p.methods if m in p.models})
     evaluated = {m: layout.per_class_json(dataset, pair, m, seed if m in p.students else None)

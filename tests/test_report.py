@@ -91,6 +91,7 @@ def test_curves_take_each_runs_last_point_from_finals(tmp_path):
     _step_log(tmp_path, "baseline", "loss", [(20, 2.5), (400, 1.0)])  # trained, never validated
     _step_log(tmp_path, "cwd", "loss", [(20, 2.5)])  # trained, not evaluated yet: no final
     assert last_step(tmp_path / "teacher") == 800 and last_step(tmp_path / "baseline") == 400
+    assert last_step(tmp_path / "skds") is None  # not trained yet
     runs = {r: tmp_path / r for r in ["teacher", "baseline", "cwd"]}
     finals = {"mIoU": {"teacher": (800, "50.3"), "baseline": (400, "31.0")}}
     assert collect(runs, terms=("mIoU",), finals=finals) == {

@@ -32,9 +32,16 @@ def _read_step_log(tsv: Path, term: str) -> list[tuple[int, str]]:
         return [(int(r["step"]), r[term]) for r in reader]
 
 
-def last_step(log_dir: str | Path, term: str = "loss") -> int:
-    """The last step of a run's ``term`` log: its last training iteration."""
-    tsv = Path(log_dir) / "plots" / "metrics" / f"{term}.tsv"
+def _step_log(log_dir: str | Path, term: str) -> Path:
+    return Path(log_dir) / "plots" / "metrics" / f"{term}.tsv"
+
+
+def last_step(log_dir: str | Path, term: str = "loss") -> int | None:
+    """The last step of a run's ``term`` log: its last training iteration; ``None``
+    when the run has no such log (it has not trained yet)."""
+    tsv = _step_log(log_dir, term)
+    if not tsv.is_file():
+        return None
     rows = _read_step_log(tsv, term)
     if not rows:
         raise ValueError(f"{tsv}: the step log has no rows")
@@ -60,7 +67,7 @@ def collect(runs: dict[str, str | Path], terms: tuple[str, ...] = OVERLAID,
     for term in terms:
         rows, logged_by = [], 0
         for run, log_dir in runs.items():
-            tsv = Path(log_dir) / "plots" / "metrics" / f"{term}.tsv"
+            tsv = _step_log(log_dir, term)
             own = [(step, run, value) for step, value in _read_step_log(tsv, term)] if tsv.is_file() else []
             final = finals.get(term, {}).get(run)
             if final is not None:
