@@ -1,19 +1,27 @@
 """The speed benchmark runs its steps under two settings, prints a table naming both, and
 ends with its JSON line (timings are not asserted: performance is reported by the
-script, not tested)."""
+script, not tested). The JSON line's setting is the one the smoke profile's stages run
+on the host the bench reads (a hand-written cpuinfo, both ways)."""
 import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO, tool_env
 
 SETTINGS = ["fp32 NCHW eager", "bf16 NHWC eager"]
+WITH_BF16 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+WITHOUT_BF16 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n"
 
 
-def test_bench_speed_prints_table_and_json_ratios():
+@pytest.mark.parametrize("flags, expected", [(WITH_BF16, "bf16 NHWC eager"), (WITHOUT_BF16, "fp32 NHWC eager")],
+                         ids=["native-bf16", "no-bf16"])
+def test_bench_speed_prints_table_and_json_ratios(tmp_path, flags, expected):
+    (tmp_path / "cpuinfo").write_text(flags)
     # One thread: the measurement is not the point here, and two threads on a host whose
     # other core is busy spend seconds per step waiting for each other.
-    env = dict(tool_env(), OMP_NUM_THREADS="1")
+    env = dict(tool_env(), OMP_NUM_THREADS="1", BPKD_CPUINFO=str(tmp_path / "cpuinfo"))
     proc = subprocess.run([sys.executable, "-m", "bpkd.bench.speed", "--profile", "smoke", "--repeats", "2",
                            "--steps", "student", "eval", "--settings", *SETTINGS],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
@@ -21,13 +29,16 @@ def test_bench_speed_prints_table_and_json_ratios():
     lines = proc.stdout.strip().splitlines()
     result = json.loads(lines[-1])
     assert set(result) == {"setting", "ratios"}
-    assert result["setting"] in SETTINGS  # the smoke profile's amp/memory_format/compile
+    # The smoke profile's amp/memory_format/compile, its bf16 resolved as on that CPU.
+    assert result["setting"] == expected
     assert list(result["ratios"]) == ["student", "eval"]  # only the measured steps
     for r in result["ratios"].values():
         assert isinstance(r, float) and r > 0
     assert lines[0].startswith("host: ") and "native bf16" in lines[0] and "torch " in lines[0]
+    fell_back = [line for line in lines if line.startswith("note: profiles.smoke.train.amp = 'bf16' falls back")]
+    assert len(fell_back) == (expected != "bf16 NHWC eager")
     table = "\n".join(lines[1:-1])
-    for setting in SETTINGS:
+    for setting in dict.fromkeys([*SETTINGS, expected]):
         assert f"{setting} ms" in table and f"{setting} ratio" in table
     rows = [line for line in table.splitlines() if line.startswith("| student") or line.startswith("| eval")]
     assert len(rows) == 2

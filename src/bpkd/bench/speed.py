@@ -50,7 +50,10 @@ median step), and as its last line one JSON object::
 the ratio, per measured step, of the median step time under the profile's own
 setting (``profiles.<profile>.train``: amp, memory_format, compile; the demo's
 default with the default ``--profile``) to the median under ``"fp32 NCHW eager"``,
-both measured in this run (added to the settings if not listed).
+both measured in this run (added to the settings if not listed). The profile's setting
+is the one its stages run on this host: ``bf16`` on a CPU without native bfloat16
+instructions is ``fp32`` there (``bpkd.training.amp.precision_on_this_host``), and so
+it is here; the header says so.
 """
 from __future__ import annotations
 
@@ -285,20 +288,25 @@ def main(argv=None) -> int:
     train, scene = params.train["student"], params.synthetic()
     if train.crop is None:
         raise SystemExit(f"profile {args.profile!r} has no crop (the dataset's default): pick another --profile")
-    default = setting_name(train.amp, train.memory_format, train.compile)
-    settings = _settings(args, default)
-    steps = [s for s in STEPS if s in args.steps]
     cuda = torch.cuda.is_available()
     threads = torch.get_num_threads()
+    # The setting the profile's stages run here: on a CPU without native bf16 the pipeline
+    # trains bf16 profiles in fp32 (training.amp), so that is what the JSON line reports.
+    amp_here, fallback = precision_on_this_host(train.amp, cuda, f"profiles.{args.profile}.train.amp")
+    default = setting_name(amp_here, train.memory_format, train.compile)
+    settings = _settings(args, default)
+    steps = [s for s in STEPS if s in args.steps]
     if not cuda and any(parse_setting(s)["amp"] == "fp16" for s in settings):
         raise SystemExit("--settings: fp16 needs a CUDA GPU (on CPU mmengine autocasts to bfloat16 only)")
 
     print(host_line(threads), flush=True)
     print(f"profile {args.profile}: pair {args.pair}, train batch {train.batch_size}x3x{train.crop[0]}x{train.crop[1]}, "
           f"eval 1x3x{scene.height}x{scene.width}; {args.warmup} warm-up + {args.repeats} timed calls each, "
-          f"{'cuda' if cuda else 'cpu'}; the profile's setting: {default!r}", flush=True)
+          f"{'cuda' if cuda else 'cpu'}; the profile's setting here: {default!r}", flush=True)
+    if fallback:
+        print(f"note: {fallback}; the JSON line is that fp32 setting's", flush=True)
     _, why = precision_on_this_host("bf16", cuda, f"profiles.{args.profile}.train.amp")
-    if why:
+    if why and any(parse_setting(s)["amp"] == "bf16" for s in settings):
         print(f"note: bf16 measured anyway; in the pipeline {why}", flush=True)
 
     base_job = dict(pair=args.pair, crop=train.crop, batch=train.batch_size, scene=(scene.height, scene.width),
