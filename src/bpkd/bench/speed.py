@@ -292,7 +292,8 @@ def main(argv=None) -> int:
     threads = torch.get_num_threads()
     # The setting the profile's stages run here: on a CPU without native bf16 the pipeline
     # trains bf16 profiles in fp32 (training.amp), so that is what the JSON line reports.
-    amp_here, fallback = precision_on_this_host(train.amp, cuda, f"profiles.{args.profile}.train.amp")
+    amp_key = f"profiles.{args.profile}.train.amp"
+    amp_here, fallback = precision_on_this_host(train.amp, cuda, amp_key)
     default = setting_name(amp_here, train.memory_format, train.compile)
     settings = _settings(args, default)
     steps = [s for s in STEPS if s in args.steps]
@@ -305,13 +306,13 @@ def main(argv=None) -> int:
           f"{'cuda' if cuda else 'cpu'}; the profile's setting here: {default!r}", flush=True)
     if fallback:
         print(f"note: {fallback}; the JSON line is that fp32 setting's", flush=True)
-    _, why = precision_on_this_host("bf16", cuda, f"profiles.{args.profile}.train.amp")
+    _, why = precision_on_this_host("bf16", cuda, amp_key)
     if why and any(parse_setting(s)["amp"] == "bf16" for s in settings):
         print(f"note: bf16 measured anyway; in the pipeline {why}", flush=True)
 
     base_job = dict(pair=args.pair, crop=train.crop, batch=train.batch_size, scene=(scene.height, scene.width),
                     repeats=args.repeats, warmup=args.warmup, threads=threads,
-                    amp_key=f"profiles.{args.profile}.train.amp")
+                    amp_key=amp_key)
     method_params = {}
     for step in steps:
         if step in METHOD_STEPS:
