@@ -1,12 +1,14 @@
 """The speed benchmark runs its steps under two settings, prints a table naming both, and
 ends with its JSON line (timings are not asserted: performance is reported by the
 script, not tested). The JSON line's setting is the one the smoke profile's stages run
-on the host the bench reads (a hand-written cpuinfo, both ways)."""
+on the host the bench reads (a hand-written cpuinfo, both ways). A step that fails in
+its worker process ends the bench with that process's error."""
 import json
 import subprocess
 import sys
 
 import pytest
+import yaml
 
 from conftest import REPO, tool_env
 
@@ -43,3 +45,21 @@ def test_bench_speed_prints_table_and_json_ratios(tmp_path, flags, expected):
     rows = [line for line in table.splitlines() if line.startswith("| student") or line.startswith("| eval")]
     assert len(rows) == 2
     assert "compile time" not in table  # no compiled setting measured
+
+
+def test_bench_speed_reports_a_step_that_fails_in_its_worker_process(tmp_path):
+    """A step that raises while its worker builds it (here BPKD on an invalid param) ends
+    the bench with that error, not with the parent waiting on the worker's pipe."""
+    tree = yaml.safe_load((REPO / "params.yaml").read_text())
+    tree["loss"]["edge_norm"] = "bogus"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
+    (tmp_path / "cpuinfo").write_text(WITHOUT_BF16)
+    env = dict(tool_env(), OMP_NUM_THREADS="1", BPKD_CPUINFO=str(tmp_path / "cpuinfo"))
+    proc = subprocess.run([sys.executable, "-m", "bpkd.bench.speed", "--profile", "smoke", "--repeats", "1",
+                           "--params", str(tmp_path / "params.yaml"), "--steps", "bpkd",
+                           "--settings", "fp32 NCHW eager", "fp32 NHWC eager"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-4000:]
+    assert "bpkd under 'fp32 NCHW eager' failed in its worker process" in proc.stderr
+    assert "loss.edge_norm = 'bogus' is invalid" in proc.stderr
+    assert '"ratios"' not in proc.stdout  # no JSON line for a run that did not finish

@@ -36,14 +36,19 @@ training settings, 4 x 64x128 on the demo):
   ``params.yaml``'s method knobs.
 
 Each (setting, step) runs in its own fresh spawned process, with the parent's torch
-thread count and ``ATEN_CPU_CAPABILITY`` (``bpkd.cli.pin_cpu_kernels``): ``--warmup``
-calls (the first one timed apart), then ``--repeats`` timed calls. The settings of one
-step are measured one after the other, before the next step.
+thread count and ``ATEN_CPU_CAPABILITY`` (``bpkd.cli.pin_cpu_kernels``). A step's
+processes are alive together and take turns, one call at a time (the others wait on a
+pipe): ``--warmup`` calls each (the first one timed apart), then ``--repeats`` rounds
+in which every setting runs one timed call, in an order rotated each round. So a
+change of the host's speed within the run falls on every setting alike (a shared
+2-core VM's step time was seen to jump by 70 % between two calls of one process), and
+round ``i`` pairs the settings' times. Then the next step.
 
 Prints a header with the host (CPU, native bf16, flags, torch, threads), a table
 (rows: steps; per setting: median ms with min-max over the repeats, and ratio of the
-median to the baseline's), the compile time of compiled settings (first call minus
-median step), and as its last line one JSON object::
+median to the baseline's, with the quartiles of the per-round ratios beside it), the
+compile time of compiled settings (first call minus median step), and as its last
+line one JSON object::
 
     {"setting": "bf16 NHWC eager", "ratios": {"teacher": 0.61, "student": 0.64, ...}}
 
@@ -65,6 +70,7 @@ import platform
 import statistics
 import sys
 import time
+import traceback
 from pathlib import Path
 
 BASELINE = "fp32 NCHW eager"
@@ -110,8 +116,8 @@ def _eval_input(h: int, w: int):
     return dict(inputs=[torch.from_numpy(img).permute(2, 0, 1).contiguous()], data_samples=[sample])
 
 
-def _measure(job: dict) -> dict:
-    """Run in a fresh process: time one step under one setting."""
+def _prepare(job: dict):
+    """In the worker process: build one step under one setting; return the call to time."""
     from ..cli import quiet_library_noise
 
     quiet_library_noise()
@@ -126,7 +132,7 @@ def _measure(job: dict) -> dict:
     from ..models.build import build_model, model_config
     from ..models.pairs import PAIRS
     from ..training.amp import optim_wrapper_config
-    from .distill import _batch, timed
+    from .distill import _batch
 
     torch.set_num_threads(job["threads"])
     step, knobs = job["step"], parse_setting(job["setting"])
@@ -189,9 +195,87 @@ def _measure(job: dict) -> dict:
         def fn():
             model.train_step(data, opt)
 
-    warmup = [timed(fn) for _ in range(job["warmup"])]
-    times = [timed(fn) for _ in range(job["repeats"])]
-    return dict(warmup=warmup, times=times)
+    return fn
+
+
+def _serve(conn, job: dict) -> None:
+    """A worker: one fresh process per (setting, step). It builds the step, says it is
+    ready, then times one call per request until told to stop; an exception is sent back
+    as its traceback, so the parent raises instead of waiting."""
+    try:
+        from .distill import timed
+
+        fn = _prepare(job)
+        conn.send(("ready", None))
+        while conn.recv() is not None:
+            conn.send(("time", timed(fn)))
+    except BaseException:  # noqa: BLE001 - reported to the parent, which raises
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+class _Worker:
+    """The parent's end of one worker process (:func:`_serve`)."""
+
+    def __init__(self, ctx, job: dict) -> None:
+        self.label = f"{job['step']} under {job['setting']!r}"
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_serve, args=(child, job), daemon=True)
+        self.proc.start()
+        child.close()  # so that recv() raises EOFError if the worker dies
+        self._expect("ready")
+
+    def _expect(self, tag: str):
+        try:
+            got, value = self.conn.recv()
+        except EOFError:
+            self.proc.join(5)
+            raise RuntimeError(f"{self.label}: the worker process died (exit code {self.proc.exitcode})") from None
+        if got == "error":
+            raise RuntimeError(f"{self.label} failed in its worker process:\n{value}")
+        assert got == tag, (got, tag)
+        return value
+
+    def call(self) -> float:
+        """Seconds of one call of the step, timed in the worker."""
+        self.conn.send("call")
+        return self._expect("time")
+
+    def close(self) -> None:
+        try:
+            self.conn.send(None)
+        except (BrokenPipeError, OSError):
+            pass
+        self.proc.join(30)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+        self.conn.close()
+
+
+def measure_interleaved(ctx, jobs: dict[str, dict], warmup: int, repeats: int) -> dict[str, dict]:
+    """Time one step under several settings, each in its own fresh process, with the
+    calls interleaved: round ``i`` calls every setting once, in an order rotated by ``i``.
+    A change of the host's speed (another tenant, a clock change) then falls on every
+    setting alike instead of on whichever ran during it, and the rounds pair the
+    settings' times. Returns per setting ``{"warmup": [...], "times": [...]}``."""
+    workers: dict[str, _Worker] = {}
+    try:
+        for setting, job in jobs.items():  # built one after the other: no build competes with another
+            workers[setting] = _Worker(ctx, job)
+        out = {setting: dict(warmup=[], times=[]) for setting in jobs}
+        names = list(jobs)
+        for _ in range(warmup):
+            for setting in names:
+                out[setting]["warmup"].append(workers[setting].call())
+        for i in range(repeats):
+            for setting in names[i % len(names):] + names[:i % len(names)]:
+                out[setting]["times"].append(workers[setting].call())
+        return out
+    finally:
+        for worker in workers.values():
+            worker.close()
 
 
 # ---------------------------------------------------------------------------------
@@ -323,18 +407,22 @@ def main(argv=None) -> int:
 
     results: dict[tuple[str, str], dict] = {}
     ctx = mp.get_context("spawn")
-    with ctx.Pool(1, maxtasksperchild=1) as pool:  # one fresh process per measurement
-        # Step outer, setting inner: a step's settings run back to back, seconds apart, so a
-        # drift of the host's speed over the minutes of a run does not enter its ratios.
-        for step in steps:
-            for setting in settings:
-                print(f"measuring {step} under {setting!r} ...", file=sys.stderr, flush=True)
-                t = time.perf_counter()
-                r = pool.apply(_measure, (dict(base_job, step=step, setting=setting,
-                                               method_params=method_params.get(step)),))
-                results[setting, step] = dict(_stats(r["times"]), warmup=r["warmup"])
-                print(f"  {step} under {setting!r}: median {results[setting, step]['median'] * 1000:.0f} ms "
-                      f"({time.perf_counter() - t:.0f} s with process start)", file=sys.stderr, flush=True)
+    # Step outer, settings inner and interleaved (measure_interleaved): the host's drift
+    # over a run's minutes, and over one step's seconds, stays out of a ratio.
+    for step in steps:
+        print(f"measuring {step} under {', '.join(repr(s) for s in settings)}, interleaved ...",
+              file=sys.stderr, flush=True)
+        t = time.perf_counter()
+        jobs = {setting: dict(base_job, step=step, setting=setting, method_params=method_params.get(step))
+                for setting in settings}
+        measured = measure_interleaved(ctx, jobs, args.warmup, args.repeats)
+        base_times = measured[BASELINE]["times"]
+        for setting, r in measured.items():
+            # Round i's time over the baseline's in the same round: the ratio's spread.
+            paired = [a / b for a, b in zip(r["times"], base_times)]
+            results[setting, step] = dict(_stats(r["times"]), warmup=r["warmup"], paired=_stats(paired))
+        print(f"  {step}: " + ", ".join(f"{s} {results[s, step]['median'] * 1000:.0f} ms" for s in settings)
+              + f" ({time.perf_counter() - t:.0f} s with process starts)", file=sys.stderr, flush=True)
 
     headers = ["step"]
     for setting in settings:
@@ -345,8 +433,10 @@ def main(argv=None) -> int:
         row = [step]
         for setting in settings:
             s = results[setting, step]
+            paired = s["paired"]
             row += [f"{s['median'] * 1000:.0f} ({s['min'] * 1000:.0f}-{s['max'] * 1000:.0f})",
-                    f"{s['median'] / base:.3f}"]
+                    f"{s['median'] / base:.3f}" + ("" if setting == BASELINE else
+                                                   f" ({paired['q1']:.2f}-{paired['q3']:.2f})")]
         rows.append(row)
     print()
     print(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
