@@ -224,7 +224,11 @@ class _Worker:
         self.proc = ctx.Process(target=_serve, args=(child, job), daemon=True)
         self.proc.start()
         child.close()  # so that recv() raises EOFError if the worker dies
-        self._expect("ready")
+        try:
+            self._expect("ready")
+        except BaseException:
+            self.close()
+            raise
 
     def _expect(self, tag: str):
         try:
