@@ -19,11 +19,19 @@ def _runner(iteration: int, max_iters: int = 400):
     return SimpleNamespace(iter=iteration, max_iters=max_iters)
 
 
-def test_finite_losses_pass():
-    FiniteLossHook().after_train_iter(_runner(3), 3, outputs={"loss": torch.tensor(1.5),
-                                                              "decode.loss_ce": torch.tensor(1.5),
-                                                              "decode.acc_seg": torch.tensor(40.0)})
-    FiniteLossHook().after_train_iter(_runner(3), 3, outputs=None)
+def test_finite_losses_pass_however_large():
+    hook = FiniteLossHook()
+    # A finite but huge term (float32's max), a non-scalar term, a non-number and no
+    # outputs at all: none of them is a fault, so the hook returns and keeps no state.
+    for outputs in ({"loss": torch.tensor(1.5), "decode.loss_ce": torch.tensor(1.5),
+                     "decode.acc_seg": torch.tensor(40.0)},
+                    {"loss": torch.tensor(3.4e38), "loss_bpkd_edge": torch.tensor(3.4e38)},
+                    {"loss": torch.tensor([1.0, 2.0]), "note": "text"},
+                    None, {}):
+        assert hook.after_train_iter(_runner(3), 3, outputs=outputs) is None
+    # The same hook still stops at the first non-finite one after them.
+    with pytest.raises(NonFiniteLoss, match="'loss' is inf at iteration 4"):
+        hook.after_train_iter(_runner(3), 3, outputs={"loss": torch.tensor(3.4e38) * 2})
 
 
 @pytest.mark.parametrize("outputs, expected", [

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from bpkd.distill.losses import PARAM_GROUPS, Recorded, build_method
-from bpkd.distill.losses.base import resize_like
 from bpkd.distill.losses.bpkd import EDGE_NORMS, BPKDLoss
 from bpkd.distill.losses.cwd import CWDLoss, channel_wise_divergence
 
@@ -25,6 +24,14 @@ def _kl(t: list[float], s: list[float], tau: float) -> float:
         q = math.exp(b / tau) / zs
         total += p * (math.log(p) - math.log(q))
     return total
+
+
+def _cwd_by_hand(s: torch.Tensor, t: torch.Tensor, tau: float) -> float:
+    """CWD of two ``(N, C, h, w)`` tensors with math only: per image and channel, the KL
+    of the spatial softmaxes at ``tau``, times tau^2, averaged over N * C."""
+    n, c = s.shape[:2]
+    total = sum(_kl(t[i, k].flatten().tolist(), s[i, k].flatten().tolist(), tau) for i in range(n) for k in range(c))
+    return tau**2 * total / (n * c)
 
 
 def _logits(rows: list[list[float]]) -> torch.Tensor:
@@ -73,6 +80,10 @@ def test_cwd_defaults_are_paper_values_and_batch_normalisation():
     s = _logits([[1.0, 2.0], [0.5, -0.5]])
     t = _logits([[2.0, 0.0], [0.0, 1.0]])
     one = channel_wise_divergence(s, t, 4.0)
+    # tau = 4 by hand: 16 x (KL of channel 0 + KL of channel 1) / (N * C = 2)
+    by_hand = 16 * (_kl([2, 0], [1, 2], 4.0) + _kl([0, 1], [0.5, -0.5], 4.0)) / 2
+    assert by_hand == pytest.approx(0.798361, abs=1e-6)
+    assert one.item() == pytest.approx(by_hand, rel=1e-5)
     # the same image twice: sum doubles, N*C doubles -> unchanged
     two = channel_wise_divergence(torch.cat([s, s]), torch.cat([t, t]), 4.0)
     assert two.item() == pytest.approx(one.item(), rel=1e-6)
@@ -86,8 +97,12 @@ def test_cwd_resizes_teacher_to_student():
     t = torch.randn(2, 3, 8, 8, generator=gen)
     loss = CWDLoss({"tau": 1.0, "weight": 1.0}, num_classes=3, **DIMS)
     out = loss(Recorded(s), Recorded(t), torch.zeros((2, 32, 32), dtype=torch.long))
-    expected = channel_wise_divergence(s, resize_like(t, s), 1.0)
-    assert out["loss_cwd"].item() == pytest.approx(expected.item(), rel=1e-6)
+    # Halving 8x8 bilinearly (align_corners=False) samples source coordinate 2i + 0.5:
+    # the mean of each 2x2 block. Written out here, not through the code's resize: a
+    # nearest or align_corners=True resize gives another teacher and another value.
+    blocks = t.reshape(2, 3, 4, 2, 4, 2).mean(dim=(3, 5))
+    assert out["loss_cwd"].item() == pytest.approx(_cwd_by_hand(s, blocks, 1.0), rel=1e-5)
+    assert out["loss_cwd"].item() != pytest.approx(_cwd_by_hand(s, t[:, :, ::2, ::2], 1.0), rel=1e-3)
 
 
 # ----------------------------------------------------------------------------- BPKD
@@ -216,7 +231,7 @@ def test_bpkd_edge_norm_readings_by_hand():
         assert out["loss_bpkd_edge"].item() == pytest.approx(value, rel=1e-5), norm
         # every reading leaves the body term alone
         assert out["loss_bpkd_body"].item() == pytest.approx(
-            20.0 * channel_wise_divergence(s * (1 - _mask(labels)), t * (1 - _mask(labels)), 4.0).item(), rel=1e-5)
+            20.0 * _cwd_by_hand(s * (1 - _mask(labels)), t * (1 - _mask(labels)), 4.0), rel=1e-5)
 
 
 def _mask(labels: torch.Tensor) -> torch.Tensor:

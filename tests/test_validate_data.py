@@ -108,7 +108,12 @@ def test_ignore_index_is_allowed(tmp_path):
     lab = cv2.imread(str(_label(root)), cv2.IMREAD_UNCHANGED)
     lab[:4] = SYNTH.ignore_index
     cv2.imwrite(str(_label(root)), lab)
-    validate_layout(root, SYNTH)
+    assert validate_layout(root, SYNTH) == {"train": 3, "val": 2}
+    # The control: any other value outside 0..9 in the same rows is refused.
+    lab[:4] = SYNTH.ignore_index - 1
+    cv2.imwrite(str(_label(root)), lab)
+    with pytest.raises(DataError, match=f"label values? {SYNTH.ignore_index - 1}"):
+        validate_layout(root, SYNTH)
 
 
 def test_reduce_zero_label_range(tmp_path):
@@ -139,7 +144,15 @@ def test_palette_label_is_read_as_indices(tmp_path):
     im = Image.fromarray(lab, mode="L").convert("P")
     im.putpalette([(i * 37) % 256 for i in range(768)])
     im.save(_label(root))
-    validate_layout(root, SYNTH)
+    # Read as colours, the file would be refused as 3-channel; read as indices it passes.
+    assert validate_layout(root, SYNTH) == {"train": 3, "val": 2}
+    # The palette's index, not its colour, is what is range-checked: index 10 is out of 0..9.
+    lab[2, 3] = 10
+    im = Image.fromarray(lab, mode="L").convert("P")
+    im.putpalette([(i * 37) % 256 for i in range(768)])
+    im.save(_label(root))
+    with pytest.raises(DataError, match=r"train_00001.png: label value 10 .*row 2, column 3"):
+        validate_layout(root, SYNTH)
 
 
 def test_all_problems_are_collected_in_one_line(tmp_path):
