@@ -138,9 +138,11 @@ def _prepare(job: dict):
     step, knobs = job["step"], parse_setting(job["setting"])
     DefaultScope.get_instance(f"bpkd-speed-{step}-{job['setting']}", scope_name="mmseg")
     torch.manual_seed(0)
-    cuda = torch.cuda.is_available()
-    device = "cuda" if cuda else "cpu"
-    pair, crop, k = PAIRS[job["pair"]], tuple(job["crop"]), len(CLASSES)
+    # bench.cost names the device and the class count of a dataset's geometry; this
+    # bench takes the GPU when there is one and the synthetic dataset's classes.
+    device = job.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
+    cuda = device == "cuda"
+    pair, crop, k = PAIRS[job["pair"]], tuple(job["crop"]), job.get("num_classes") or len(CLASSES)
     student_cfg = model_config(pair.student, k, crop).to_dict()
     teacher_cfg = model_config(pair.teacher, k, crop).to_dict()
     sgd = dict(type="SGD", lr=0.01, momentum=0.9, weight_decay=5e-4)  # as bench.distill
