@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 OFFLINE_PAGE := .dvc/plots/offline.html
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: venv demo test check bench bench-distill plots loss-scale study chaos docs-dag clean-venv
+.PHONY: venv demo test check bench bench-distill cost plots loss-scale study chaos docs-dag clean-venv
 
 venv: $(STAMP) $(OFFLINE_PAGE)
 
@@ -39,6 +39,11 @@ bench: $(STAMP)
 
 bench-distill: $(STAMP)
 	$(BIN)/python -m bpkd.bench.distill
+
+# Step time, peak memory and GPU-hours of every row of the paper's tables at a dataset's
+# geometry, on the GPU if there is one (docs/gpu.md); e.g. make cost ARGS="--geometry ade20k".
+cost: $(STAMP)
+	$(BIN)/python -m bpkd.bench.cost $(ARGS)
 
 # BPKD's edge-loss readings against CWD (docs/bpkd-figure3.md); needs the demo teacher.
 loss-scale: $(STAMP)
