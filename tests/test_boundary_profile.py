@@ -68,7 +68,9 @@ def test_teacher_itself_has_no_kl_and_two_images_pool_their_pixels():
 def test_smoke_repro_writes_a_profile_per_model_its_plots_and_the_figures(smoke_repo):
     import json
 
+    import numpy as np
     import yaml
+    from PIL import Image
 
     from bpkd.boundary.views import STATS, plot_props
 
@@ -83,8 +85,17 @@ def test_smoke_repro_writes_a_profile_per_model_its_plots_and_the_figures(smoke_
     assert [b["distance"] for b in skds["bins"]] == [0, 1, 2, "interior"]
     assert [b["distance_paper_px"] for b in skds["bins"]][:3] == [0, 16, 32]
     assert "kl_to_teacher" not in teacher["bins"][0] and skds["bins"][0]["kl_to_teacher"] > 0
-    assert all(0 <= b["error"] <= 1 and 0 <= b["entropy"] <= math.log(10) + 1e-6 for b in skds["bins"])
     assert [b["pixels"] for b in teacher["bins"]] == [b["pixels"] for b in skds["bins"]]  # same labels
+    # The bins partition the validation set's labelled pixels, counted here from the label files.
+    labels = sorted((smoke_repo / "data/prepared/synthetic/ann_dir/val").glob("*.png"))
+    labelled = sum(int((np.asarray(Image.open(p)) != 255).sum()) for p in labels)
+    assert len(labels) == 4 and sum(b["pixels"] for b in skds["bins"]) == labelled
+    # Pooled over the bins, the error is evaluate@'s overall pixel error (1 - aAcc), from
+    # the other stage's own pass over the same images and model.
+    for name, profile in (("teacher", teacher), ("seed0/skds", skds)):
+        wrong = sum(b["error"] * b["pixels"] for b in profile["bins"])
+        scores = json.loads((smoke_repo / f"metrics/eval/synthetic/{pair}/{name}.json").read_text())
+        assert wrong / labelled == pytest.approx(1 - scores["aAcc"] / 100, abs=1e-4), name
     plots = smoke_repo / f"metrics/boundary_plots/synthetic/{pair}"
     runs = {line.split("\t")[1] for line in (plots / "error.tsv").read_text().splitlines()[1:]}
     assert runs == {"teacher", "baseline", "SKDS", "IFVD", "CIRKD", "CWD", "BPKD(Ours)"}  # the first seed's
@@ -95,7 +106,15 @@ def test_smoke_repro_writes_a_profile_per_model_its_plots_and_the_figures(smoke_
     # dvc.yaml declares the plots with the properties the static PNGs are drawn with
     stage = yaml.safe_load((smoke_repo / "dvc.yaml").read_text())["stages"]["boundary"]
     declared = {next(iter(d)): d[next(iter(d))] for d in stage["plots"]}
+    x_label = "distance to the nearest boundary (px at the paper's resolution; last point: the interior)"
+    y_labels = {"error": "pixel error rate (0-1)", "entropy": "mean prediction entropy (nats)",
+                "kl_to_teacher": "mean KL(teacher || student) (nats)"}
+    titles = {"error": "error", "entropy": "entropy", "kl_to_teacher": "KL(teacher || student)"}
+    assert list(STATS) == list(y_labels)
     for stat in STATS:
         props = declared[f"metrics/boundary_plots/${{item.dataset}}/${{item.pair}}/{stat}.tsv"]
-        expected = plot_props(stat, "${item.dataset}", "${item.pair}")
-        assert {k: props[k] for k in expected} == expected
+        expected = dict(template="overlay", x="distance", y=stat, x_label=x_label, y_label=y_labels[stat],
+                        title=f"${{item.dataset}} / ${{item.pair}}: {titles[stat]} against distance to a boundary")
+        assert {k: props.get(k) for k in expected} == expected, stat
+        # ... and the static PNG is drawn with the same properties
+        assert plot_props(stat, "${item.dataset}", "${item.pair}") == expected, stat

@@ -1,8 +1,8 @@
 """`make check` (python -m bpkd.devtools.check): every stage in a scratch copy.
 
-Cheap by design: the check's function runs on the session's smoke copy (the
-`smoke_repo` fixture has reproduced it already, so its `dvc repro` runs no stage);
-no second smoke DAG runs for this file.
+Cheap by design: the check's function runs on a copy of the session's reproduced
+smoke repo (`smoke_copy`: its `dvc repro` runs no stage, and the check's log lands in
+the copy); no second smoke DAG runs for this file.
 """
 import hashlib
 import subprocess
@@ -29,9 +29,9 @@ def test_help_names_the_make_target_and_keep():
     assert "make check" in out and "--keep" in out and "smoke" in out
 
 
-def test_check_of_the_smoke_copy_finds_every_stage_recorded_and_its_tables(smoke_repo):
+def test_check_of_the_smoke_copy_finds_every_stage_recorded_and_its_tables(smoke_copy):
     lines = []
-    result = check.check(smoke_repo, echo=lines.append)
+    result = check.check(smoke_copy, echo=lines.append)
     assert result.ok, (result.missing, result.status)
     assert not [line for line in lines if "Running stage" in line]  # the fixture ran them all
     # Every generated stage: the baseline and its evaluation at the three default baseline_seeds.

@@ -27,9 +27,13 @@ def test_every_model_is_trained_evaluated_and_reported(smoke_repo):
         assert set(metrics) == {"mIoU", "mAcc", "aAcc", "mIoU_edge", "mIoU_body", "mBF", "edge_radius_px"}
         # 3 px at the paper's resolution on the smoke profile's 64x128 scenes: 0.1875 -> at least 1
         assert metrics.pop("edge_radius_px") == 1
-        assert all(0.0 <= v <= 100.0 for v in metrics.values()), (model, metrics)
         per_class = json.loads((smoke_repo / f"metrics/per_class/synthetic/{PAIR}/{run_dir}{model}.json").read_text())
         assert [row["class"] for row in per_class][:3] == ["road", "sidewalk", "building"]
+        # mIoU / mAcc are the means of the per-class scores over the classes present (mmseg's
+        # nanmean); both files hold 2 decimals, so they agree within the two roundings.
+        for key, column in (("mIoU", "IoU"), ("mAcc", "Acc")):
+            present = [row[column] for row in per_class if row[column] is not None and row[column] == row[column]]
+            assert present and abs(statistics.mean(present) - metrics[key]) <= 0.011, (model, key, present, metrics)
     tables = (smoke_repo / "metrics/tables.md").read_text()
     for label in ["T: HRNetV2P-W48", "S: HRNetV2P-W18S", "SKDS", "IFVD", "CIRKD", "CWD", "BPKD(Ours)"]:
         assert f"| {label}" in tables
@@ -92,19 +96,13 @@ def test_exported_student_loads_into_a_plain_mmseg_model(smoke_repo):
     assert meta["role"] == "bpkd" and meta["iters"] == 3
 
 
-def test_second_repro_does_nothing_and_ablation_reruns_only_bpkd(smoke_repo):
+def test_second_repro_does_nothing(smoke_repo):
+    # (The ablation that reruns only BPKD's branch is the first step of test_studies.py's
+    # study test, in its own copy: that `dvc exp run` is also the run its study reuses.)
     again = run(["dvc", "repro"], smoke_repo)
     assert "Running stage" not in again.stdout
     status = run(["dvc", "status"], smoke_repo)
     assert "up to date" in status.stdout
-    # Both BPKD knobs at once: any stage outside BPKD's branch that read either would run.
-    exp = run(["dvc", "exp", "run", "-S", "loss.edge_weight=5.0", "-S", "loss.edge_norm=frame"], smoke_repo)
-    ran = sorted(line.split("'")[1] for line in exp.stdout.splitlines() if line.startswith("Running stage"))
-    assert ran == ["boundary@synthetic-hrnet_w48_w18s", "charts@synthetic-hrnet_w48_w18s",
-                   "distill@synthetic-hrnet_w48_w18s-bpkd-0", "evaluate@synthetic-hrnet_w48_w18s-bpkd-0",
-                   "method@bpkd", "qualitative@synthetic-hrnet_w48_w18s", "report"], ran
-    loss = yaml.safe_load((smoke_repo / "params.yaml").read_text())["loss"]
-    assert (loss["edge_weight"], loss["edge_norm"]) == (5.0, "frame")
 
 
 def test_readme_block_shows_the_tables_and_the_static_figures(smoke_repo):
@@ -150,9 +148,11 @@ def test_plots_page_is_the_curated_set_without_warnings(smoke_repo):
 
 
 def _offline_page(smoke_repo, out):
-    """The page as `make plots` writes it: the offline template generated the way `make venv` does."""
-    run(["python", "-m", "bpkd.report.offline_page", ".dvc/plots/offline.html"], smoke_repo)
-    proc = run(["dvc", "plots", "show", "--html-template", ".dvc/plots/offline.html", "--out", str(out)], smoke_repo)
+    """The page as `make plots` writes it: the offline template generated the way `make venv`
+    does (here beside the page, so the shared repo is left as it was)."""
+    template = out.parent / "offline.html"
+    run(["python", "-m", "bpkd.report.offline_page", str(template)], smoke_repo)
+    proc = run(["dvc", "plots", "show", "--html-template", str(template), "--out", str(out)], smoke_repo)
     assert "WARNING" not in proc.stderr, proc.stderr
     return out / "index.html"
 

@@ -84,48 +84,57 @@ def _ran(stdout):
     return sorted(line.split("'")[1] for line in stdout.splitlines() if line.startswith("Running stage"))
 
 
-def test_a_study_runs_through_the_queue_then_a_second_seed_gives_the_spread_table(smoke_repo):
-    """After test_pipeline_smoke (same repo): the user commits the run, then studies it."""
-    params = smoke_repo / "params.yaml"
+def test_an_ablation_reruns_only_bpkd_then_a_study_runs_through_the_queue_then_a_second_seed(smoke_copy):
+    """On a copy of the reproduced smoke repo: an ablation of BPKD's knobs, which the user
+    commits, then a study around it, then a second seed."""
+    # Both BPKD knobs at once: any stage outside BPKD's branch that read either would run.
+    exp = run(["dvc", "exp", "run", "-S", "loss.edge_weight=5.0", "-S", "loss.edge_norm=frame"], smoke_copy)
+    assert _ran(exp.stdout) == ["boundary@synthetic-hrnet_w48_w18s", "charts@synthetic-hrnet_w48_w18s",
+                                "distill@synthetic-hrnet_w48_w18s-bpkd-0", "evaluate@synthetic-hrnet_w48_w18s-bpkd-0",
+                                "method@bpkd", "qualitative@synthetic-hrnet_w48_w18s", "report"], exp.stdout
+    params = smoke_copy / "params.yaml"
     tree = yaml.safe_load(params.read_text())
-    tree["studies"]["two_points"] = {"model": "bpkd", "grid": {"loss.edge_weight": [0.0, 2.0]}}
+    assert (tree["loss"]["edge_weight"], tree["loss"]["edge_norm"]) == (5.0, "frame")
+    # The study's first point is the committed ablation itself (its experiment reruns
+    # nothing); the second trains BPKD's branch once more.
+    tree["studies"]["two_points"] = {"model": "bpkd", "grid": {"loss.edge_weight": [5.0, 2.0]}}
     params.write_text(yaml.safe_dump(tree, sort_keys=False))
-    run(["git", "add", "-A"], smoke_repo)
-    run(["git", "commit", "-qm", "the smoke run"], smoke_repo)
+    run(["git", "add", "-A"], smoke_copy)
+    run(["git", "commit", "-qm", "the smoke run"], smoke_copy)
 
-    first = run(["python", "-m", "bpkd.study", "run", "two_points"], smoke_repo)
-    assert "two_points-0: queued" in first.stdout and "two_points-2: queued" in first.stdout
-    table = (smoke_repo / "metrics/studies/two_points.md").read_text()
+    first = run(["python", "-m", "bpkd.study", "run", "two_points"], smoke_copy)
+    assert "two_points-5: queued" in first.stdout and "two_points-2: queued" in first.stdout
+    table = (smoke_copy / "metrics/studies/two_points.md").read_text()
     rows = {r[0]: r for r in ([c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()
                               if line.startswith("| "))}
-    for point, weight in (("0", "0.0"), ("2", "2.0")):
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], smoke_copy).stdout)
+    for point, weight in (("5", "5.0"), ("2", "2.0")):
         name = f"two_points-{point}"
         assert rows[point][1] == weight and rows[point][-1] == name
         # the row's numbers are the experiment's own metrics file, as DVC stored it
-        shown = json.loads(run(["dvc", "exp", "show", "--json"], smoke_repo).stdout)
         exp = next(r["revs"][0] for r in shown[1]["experiments"] if r["name"] == name)
         miou = exp["data"]["metrics"][f"metrics/eval/synthetic/{PAIR}/seed0/bpkd.json"]["data"]["mIoU"]
         assert rows[point][3] == f"{miou:.2f}"
-    again = run(["python", "-m", "bpkd.study", "run", "two_points"], smoke_repo)  # trains nothing
+    again = run(["python", "-m", "bpkd.study", "run", "two_points"], smoke_copy)  # trains nothing
     assert "queued" not in again.stdout and again.stdout.count(": reused") == 2
-    page = json.loads(run(["dvc", "plots", "show", "--json"], smoke_repo).stdout)
+    page = json.loads(run(["dvc", "plots", "show", "--json"], smoke_copy).stdout)
     assert page["data"]["metrics/studies/charts/two_points.tsv"][0]["content"]["title"].startswith("study two_points")
 
     # A second seed of CWD and BPKD: only their seed-1 branch runs (the baseline's seed 1,
     # one of its default baseline_seeds, has run already).
     exp = run(["dvc", "exp", "run", "-S", "seeds=[0,1]", "-S", "methods=[cwd,bpkd]",
-               "-S", "models=[cwd,bpkd]"], smoke_repo)
+               "-S", "models=[cwd,bpkd]"], smoke_copy)
     assert _ran(exp.stdout) == ["boundary@synthetic-hrnet_w48_w18s", "charts@synthetic-hrnet_w48_w18s",
                                 "distill@synthetic-hrnet_w48_w18s-bpkd-1", "distill@synthetic-hrnet_w48_w18s-cwd-1",
                                 "evaluate@synthetic-hrnet_w48_w18s-bpkd-1", "evaluate@synthetic-hrnet_w48_w18s-cwd-1",
                                 "qualitative@synthetic-hrnet_w48_w18s", "report"], exp.stdout
-    tables = (smoke_repo / "metrics/tables.md").read_text()
+    tables = (smoke_copy / "metrics/tables.md").read_text()
     assert ("The baseline student ran once per seed (0, 1, 2), each distilled student once per seed (0, 1)"
             in tables and "paired t-test" in tables)
     spread = [line for line in tables.splitlines() if line.startswith(f"| {PAIR}") and "±" in line]
     assert [(line.split("|")[2].strip(), line.split("|")[3].strip()[-3:]) for line in spread] == [
         ("S: HRNetV2P-W18S", "(3)"), ("CWD", "(2)"), ("BPKD(Ours)", "(2)")]
-    evals = {s: json.loads((smoke_repo / f"metrics/eval/synthetic/{PAIR}/seed{s}/bpkd.json").read_text())["mIoU"]
+    evals = {s: json.loads((smoke_copy / f"metrics/eval/synthetic/{PAIR}/seed{s}/bpkd.json").read_text())["mIoU"]
              for s in (0, 1)}
     bpkd = next(line for line in spread if "BPKD" in line)
     assert f"{(evals[0] + evals[1]) / 2:.2f} ± " in bpkd
