@@ -16,6 +16,7 @@ import torch
 
 from bpkd.distill.losses.base import Recorded
 from bpkd.distill.losses.bpkd import EDGE_NORMS, BPKDLoss
+from test_losses_bpkd_cwd import _kl  # KL(softmax(p / tau) || softmax(q / tau)) of two lists, math only
 
 IGNORE = 255
 N, K, H, W, STRIDE, RADIUS = 2, 3, 8, 12, 2, 1
@@ -63,17 +64,6 @@ def _mask(g) -> list:
     """M_E[n][c][i][j]: the mean of G over the stride x stride block of logit cell (i, j)."""
     return [[[[sum(g[n][c][i * STRIDE + a][j * STRIDE + b] for a in range(STRIDE) for b in range(STRIDE))
                / STRIDE**2 for j in range(w)] for i in range(h)] for c in range(K)] for n in range(N)]
-
-
-def _kl(p_logits: list[float], q_logits: list[float], tau: float) -> float:
-    """KL(softmax(p / tau) || softmax(q / tau)), the sums written out."""
-    zp = sum(math.exp(v / tau) for v in p_logits)
-    zq = sum(math.exp(v / tau) for v in q_logits)
-    total = 0.0
-    for a, b in zip(p_logits, q_logits):
-        p = math.exp(a / tau) / zp
-        total += p * ((a / tau - math.log(zp)) - (b / tau - math.log(zq)))
-    return total
 
 
 def naive_bpkd(s, t, g, m, edge_norm: str, mask_mode: str) -> tuple[float, float]:
