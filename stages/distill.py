@@ -14,6 +14,7 @@ ap.add_argument("--seed", type=int, help="the student's seed, one of params.yaml
 ap.add_argument("--teacher", help="teacher checkpoint (.pth)")
 ap.add_argument("--out", help="exported student checkpoint (.pth)")
 ap.add_argument("--log-dir", help="DVCLive folder for step logs")
+ap.add_argument("--cost", help="where to write the run's wall time, step time, steps and host (.json)")
 ap.add_argument("--dry-run", action="store_true", help="print the resolved config; train nothing")
 args = ap.parse_args()
 if not args.dry_run and not (args.method_params and args.teacher and args.out and args.log_dir):
@@ -53,7 +54,8 @@ def main():
         print(describe(cfg, p.train["student"].nproc))
         return
     relaunch(p.train["student"].nproc, f"profiles.{p.profile}.train.nproc")
-    train_and_export(cfg, args.out, meta=dict(dataset=dataset, pair=pair, role=method, arch=arch_of(pair, "student")))
+    train_and_export(cfg, args.out, meta=dict(dataset=dataset, pair=pair, role=method, arch=arch_of(pair, "student")),
+                     cost=args.cost)
 
 
 cli.run(main)

@@ -1,5 +1,7 @@
-"""DVC stages teacher@<dataset>-<pair> and baseline@<dataset>-<pair>: train a
-segmentor with mmengine's Runner and export it as a plain mmseg checkpoint.
+"""DVC stages teacher@<dataset>-<pair>, baseline@<dataset>-<pair>-<seed> and
+baseline_same_compute@<dataset>-<pair>-<seed>: train a segmentor with mmengine's
+Runner and export it as a plain mmseg checkpoint. The same-compute baseline is the
+baseline student trained for profiles.<profile>.same_compute.iters iterations.
 
 On a real dataset the teacher is not trained: it is the paper's mmseg model-zoo
 checkpoint (bpkd/weights/registry.yaml), downloaded, verified and converted.
@@ -13,7 +15,7 @@ no prepared dataset needed (--out/--log-dir may then be omitted)."""
 from bpkd import cli
 
 ap = cli.parser(__doc__)
-ap.add_argument("--role", required=True, choices=["teacher", "baseline"])
+ap.add_argument("--role", required=True, choices=["teacher", "baseline", "baseline_same_compute"])
 ap.add_argument("--dataset", required=True)
 ap.add_argument("--pair", required=True)
 ap.add_argument("--seed", type=int, help="the baseline's seed, one of params.yaml's `baseline_seeds` (default: the "
@@ -21,6 +23,7 @@ ap.add_argument("--seed", type=int, help="the baseline's seed, one of params.yam
                                         "the teacher's is profiles.<profile>.train.randomness.seed")
 ap.add_argument("--out", help="exported checkpoint (.pth)")
 ap.add_argument("--log-dir", help="DVCLive folder for step logs")
+ap.add_argument("--cost", help="where to write the run's wall time, step time, steps and host (.json)")
 ap.add_argument("--dry-run", action="store_true", help="print the resolved config; train nothing")
 args = ap.parse_args()
 if not args.dry_run and not (args.out and args.log_dir):
@@ -38,7 +41,8 @@ def main():
     p = params.load()
     dataset, pair = p.check("dataset", args.dataset), p.check("pair", args.pair)
     role = "teacher" if args.role == "teacher" else "student"
-    seed = None if role == "teacher" else p.check("baseline_seed", p.seeds[0] if args.seed is None else args.seed)
+    seeds_key = "same_compute_seed" if args.role == "baseline_same_compute" else "baseline_seed"
+    seed = None if role == "teacher" else p.check(seeds_key, p.seeds[0] if args.seed is None else args.seed)
     downloaded = args.role == "teacher" and dataset != "synthetic"
     if downloaded:
         from bpkd.weights import registry
@@ -67,7 +71,8 @@ def main():
         print(describe(cfg, p.train[role].nproc))
         return
     relaunch(p.train[role].nproc, f"profiles.{p.profile}.train.nproc")
-    train_and_export(cfg, args.out, meta=dict(dataset=dataset, pair=pair, role=args.role, arch=arch_of(pair, role)))
+    train_and_export(cfg, args.out, meta=dict(dataset=dataset, pair=pair, role=args.role, arch=arch_of(pair, role)),
+                     cost=args.cost)
 
 
 cli.run(main)

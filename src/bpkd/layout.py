@@ -33,3 +33,8 @@ def eval_json(dataset: str, pair: str, model: str, seed: int | None = None, metr
 
 def per_class_json(dataset: str, pair: str, model: str, seed: int | None = None, metrics: str = "metrics") -> str:
     return f"{metrics}/per_class/{dataset}/{pair}/{seed_dir(seed)}{model}.json"
+
+
+def cost_json(dataset: str, pair: str, model: str, seed: int | None = None, metrics: str = "metrics") -> str:
+    """What a training run cost (``bpkd.training.cost``): wall time, step time, steps, host."""
+    return f"{metrics}/cost/{dataset}/{pair}/{seed_dir(seed)}{model}.json"

@@ -17,6 +17,9 @@ from .errors import UserError
 
 PARAMS_FILE = "params.yaml"
 ROLES = ("teacher", "student")
+# The baseline student trained for as many iterations as a distillation's compute buys
+# (`profiles.<profile>.same_compute.iters`, over `same_compute_seeds`): a row of its own.
+SAME_COMPUTE = "baseline_same_compute"
 # Training precision (bpkd.training.amp): fp32, or mixed with fp16 / bf16 autocast.
 # Not "off": YAML 1.1 (PyYAML, which reads params.yaml) reads an unquoted off as false,
 # and `dvc exp run -S ...amp=off` writes it unquoted.
@@ -182,9 +185,27 @@ class Params:
             raise ParamsError(f"params.yaml: seeds = {self.seeds} has seeds missing from baseline_seeds = "
                               f"{self.baseline_seeds}: add {', '.join(map(str, missing))} to baseline_seeds "
                               "(each method is compared with the baseline trained on the same seed)")
+        # The baseline given a distillation's compute (`same_compute_seeds`, [] by default:
+        # the three-seed study turns it on); paired with the baseline of the same seed.
+        self.same_compute_seeds = (_seeds(tree, "same_compute_seeds", may_be_empty=True)
+                                   if "same_compute_seeds" in tree else [])
+        missing = [s for s in self.same_compute_seeds if s not in self.baseline_seeds]
+        if missing:
+            raise ParamsError(f"params.yaml: same_compute_seeds = {self.same_compute_seeds} has seeds missing from "
+                              f"baseline_seeds = {self.baseline_seeds}: add {', '.join(map(str, missing))} to "
+                              "baseline_seeds (the same-compute baseline is compared with the baseline of its seed)")
         # The students trained and evaluated here (the teacher, an input, is always evaluated).
-        self.students = (["baseline"] if self.baseline_seeds else []) + self.models
+        self.students = ((["baseline"] if self.baseline_seeds else []) + self.models
+                         + ([SAME_COMPUTE] if self.same_compute_seeds else []))
         self.train = {role: self._train(role) for role in ROLES}
+
+    def same_compute(self) -> TrainSettings:
+        """The student's settings with ``profiles.<profile>.same_compute.iters`` iterations
+        (validated only by the stage that trains it: a profile may leave it out)."""
+        import dataclasses
+
+        iters = _int(self.tree, f"profiles.{self.profile}.same_compute.iters")
+        return dataclasses.replace(self.train["student"], iters=iters, val_interval=iters)
 
     def _train(self, role: str) -> TrainSettings:
         base = f"profiles.{self.profile}"
@@ -261,18 +282,21 @@ class Params:
         return dict(value)
 
     def seeds_of(self, model: str) -> list[int]:
-        """The seeds a trained student runs over: ``baseline_seeds`` for the baseline, else ``seeds``."""
-        return self.baseline_seeds if model == "baseline" else self.seeds
+        """The seeds a trained student runs over: ``baseline_seeds`` for the baseline,
+        ``same_compute_seeds`` for the same-compute baseline, else ``seeds``."""
+        return {"baseline": self.baseline_seeds, SAME_COMPUTE: self.same_compute_seeds}.get(model, self.seeds)
 
     def check(self, key: str, value):
         """Check a name given on a stage's command line against its params list."""
         allowed = {"dataset": self.datasets, "pair": self.pairs, "method": self.methods, "model": self.students,
-                   "released": self.released, "seed": self.seeds, "baseline_seed": self.baseline_seeds}[key]
+                   "released": self.released, "seed": self.seeds, "baseline_seed": self.baseline_seeds,
+                   "same_compute_seed": self.same_compute_seeds}[key]
         if value not in allowed:
-            flag = {"released": "model", "baseline_seed": "seed"}.get(key, key)
+            flag = {"released": "model", "baseline_seed": "seed", "same_compute_seed": "seed"}.get(key, key)
             lists = {"dataset": "`datasets`", "pair": "`pairs`", "method": "`methods`",
                      "model": "`models` (plus 'baseline' while `baseline_seeds` is not [])",
-                     "released": "`released`", "seed": "`seeds`", "baseline_seed": "`baseline_seeds`"}
+                     "released": "`released`", "seed": "`seeds`", "baseline_seed": "`baseline_seeds`",
+                     "same_compute_seed": "`same_compute_seeds`"}
             raise ParamsError(f"--{flag} {value!r} is not in params.yaml's list {lists[key]} {allowed}")
         return value
 

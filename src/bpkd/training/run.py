@@ -63,7 +63,9 @@ def run_config(params: Params, dataset: str, pair: str, role: str, *, work_dir: 
     profile's ``randomness.seed`` (the teacher's).
     """
     spec = specs.get(dataset)
-    settings = params.train["teacher" if role == "teacher" else "student"]
+    from ..params import SAME_COMPUTE
+
+    settings = params.same_compute() if role == SAME_COMPUTE else params.train["teacher" if role == "teacher" else "student"]
     if seed is not None:
         settings = dataclasses.replace(settings, seed=seed)
     cuda = _cuda() if cuda is None else cuda
@@ -91,12 +93,15 @@ def run_config(params: Params, dataset: str, pair: str, role: str, *, work_dir: 
     return cfg
 
 
-def train_and_export(cfg, out: str | Path, meta: dict) -> dict:
+def train_and_export(cfg, out: str | Path, meta: dict, cost: str | Path | None = None) -> dict:
     """Train with mmengine's Runner, then export the segmentor's weights to ``out``.
 
     For a distiller, the exported weights are its student's alone (teacher,
-    discriminators, connectors and memory banks are dropped).
+    discriminators, connectors and memory banks are dropped). ``cost``: where to write
+    what the run cost (``bpkd.training.cost``), after the weights.
     """
+    import time
+
     from mmengine.runner import Runner
 
     from . import dvclive_backend  # noqa: F401  (registers the DVCLive backend)
@@ -104,11 +109,13 @@ def train_and_export(cfg, out: str | Path, meta: dict) -> dict:
     from .. import distill  # noqa: F401  (registers the distiller)
     from ..datasets import mmseg_dataset  # noqa: F401  (registers the synthetic dataset)
 
+    started = time.perf_counter()
     teacher = cfg.model.get("teacher_checkpoint")
     resuming = prepare_work_dir(cfg, fingerprint(cfg, cfg.train_dataloader.dataset.data_root, teacher))
     cfg.custom_hooks = [*cfg.get("custom_hooks", []), dict(type="WeightsOnlyCheckpointHook")]
+    first_iter = resumed_iteration(cfg.work_dir) if resuming else 0
     if resuming:  # DVCLive continues the step log, cut back to the checkpoint, instead of restarting it
-        k, loop = resumed_iteration(cfg.work_dir), cfg.train_cfg
+        k, loop = first_iter, cfg.train_cfg
         for backend in cfg.visualizer.vis_backends:
             backend["init_kwargs"] = dict(backend.get("init_kwargs") or {}, resume=True)
             log_dir = backend["save_dir"]
@@ -142,6 +149,14 @@ def train_and_export(cfg, out: str | Path, meta: dict) -> dict:
     segmentor = unwrap(getattr(model, "student", model))
     if is_main_process():  # one writer of the exported file (DVCLive logs: mmengine's master_only)
         save_checkpoint(segmentor.state_dict(), out, meta=dict(meta, iters=runner.iter))
+        if cost:
+            from ..atomic import write_json
+            from .cost import record
+
+            steps = runner.iter - first_iter
+            times = list(runner.message_hub.get_scalar("train/time").data[0]) if steps else []
+            write_json(cost, record(times, steps, first_iter, time.perf_counter() - started,
+                                    _precision(cfg.optim_wrapper.get("student", cfg.optim_wrapper))))
         # The run is complete and exported: its resumable work dir is no longer needed.
         shutil.rmtree(cfg.work_dir, ignore_errors=True)
     return meta
