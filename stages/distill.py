@@ -48,6 +48,8 @@ def main():
     # Resolved before relaunching (as in stages/train.py): errors and downloads happen once.
     cfg = distill_config(p, dataset, pair, method, method_params, teacher, work_dir=work_dir, log_dir=log_dir,
                          dry_run=args.dry_run, seed=seed)
+    # The loss terms' gradient balance (bpkd.distill.term_balance), every `interval` steps.
+    cfg.model.balance_interval = p.term_balance_interval()
     if args.dry_run:
         from bpkd.training.run import describe
 

@@ -281,6 +281,11 @@ class Params:
             _fail(name, value, "a mapping of knobs")
         return dict(value)
 
+    def term_balance_interval(self) -> int:
+        """``profiles.<profile>.term_balance.interval``: steps between two measurements of a
+        distillation's loss-term balance (bpkd.distill.term_balance); 0: never."""
+        return _int(self.tree, f"profiles.{self.profile}.term_balance.interval", minimum=0)
+
     def seeds_of(self, model: str) -> list[int]:
         """The seeds a trained student runs over: ``baseline_seeds`` for the baseline,
         ``same_compute_seeds`` for the same-compute baseline, else ``seeds``."""

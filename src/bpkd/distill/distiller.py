@@ -20,6 +20,7 @@ from mmseg.registry import MODELS
 from torch import Tensor, nn
 
 from ..weights import load_into
+from . import term_balance
 from .losses import Recorded, build_method
 
 
@@ -51,11 +52,15 @@ class SegDistiller(BaseModel):
         teacher_checkpoint: path of the teacher's weights (read with weights_only=True).
         method: name in :data:`bpkd.distill.losses.METHODS`.
         method_params: the method's params group from params.yaml.
+        balance_interval: measure the loss terms' gradient balance every this many
+            iterations (:mod:`bpkd.distill.term_balance`; params.yaml's
+            ``profiles.<profile>.term_balance.interval``); 0: never.
     """
 
     def __init__(self, student: dict, teacher: dict, teacher_checkpoint: str | None, method: str,
-                 method_params: dict, init_cfg=None) -> None:
+                 method_params: dict, balance_interval: int = 0, init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
+        self.balance_interval = balance_interval
         self.student = MODELS.build(copy.deepcopy(student))
         # The student's preprocessor normalises and pads exactly as in baseline training.
         self.data_preprocessor = self.student.data_preprocessor
@@ -106,7 +111,9 @@ class SegDistiller(BaseModel):
             losses = self.student(inputs, data_samples, mode="loss")
             student = self._rec_s.take(uses_features)
             labels = torch.stack([s.gt_sem_seg.data.squeeze(0) for s in data_samples]).long()
-            losses.update(self.method(student, teacher, labels))
+            method_losses = self.method(student, teacher, labels)
+            losses.update(method_losses)
+        self._log_term_balance(losses, list(method_losses), student_opt)
         parsed, log_vars = self.parse_losses(losses)
         student_opt.update_params(parsed)
         if method.discriminator is not None:
@@ -117,6 +124,24 @@ class SegDistiller(BaseModel):
             d_opt.update_params(d_parsed)
             log_vars.update({k: v for k, v in d_log.items() if k != "loss"})
         return log_vars
+
+
+    def _log_term_balance(self, losses: dict, method_keys: list[str], student_opt) -> None:
+        """Every ``balance_interval`` steps: each term's gradient norm relative to the
+        CE's (:mod:`bpkd.distill.term_balance`), to the step log at this step."""
+        from mmengine.logging import MessageHub
+
+        iteration = MessageHub.get_current_instance().get_info("iter", 0)
+        if not term_balance.due(iteration, self.balance_interval):
+            return
+        scaler = getattr(student_opt, "loss_scaler", None)  # fp16: measure at the run's loss scale
+        scale = float(scaler.get_scale()) if scaler is not None and hasattr(scaler, "get_scale") else 1.0
+        params = [p for p in self.student.parameters() if p.requires_grad]
+        values = term_balance.ratios(losses, params, method_keys, scale)
+        from mmengine.visualization import Visualizer
+
+        # mmengine logs iteration i as step i + 1 (LoggerHook); the same step here.
+        Visualizer.get_current_instance().add_scalars(values, step=iteration + 1)
 
 
 def _drop_teacher_keys(module, state_dict, prefix, local_metadata):
