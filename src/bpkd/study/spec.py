@@ -16,6 +16,8 @@ the listed values) or as labelled points::
 
 A point's overrides are passed to ``dvc exp run -S key=value``; every key must
 already exist in ``params.yaml`` (``-S`` would otherwise add a new, unread key).
+An optional ``set`` mapping is applied to every point, lists included: the seeds a
+study runs, and what it trains besides (``set: {seeds: [0, 1, 2], models: [bpkd]}``).
 """
 from __future__ import annotations
 
@@ -49,6 +51,7 @@ class Study:
     model: str
     knobs: list[str]  # the swept keys, in the table's column order
     points: list[Point]
+    common: dict = None  # ``set``: overrides of every point (not columns of the table)
 
 
 def _value_label(value) -> str:
@@ -66,10 +69,21 @@ def load(tree: dict, name: str) -> Study:
     if not NAME.match(name):
         raise ParamsError(f"params.yaml: {key}: a study's name is letters, digits, '_', '.' or '-'")
     spec = studies[name]
-    if not isinstance(spec, dict) or set(spec) - {"model", "grid", "points"} or ("grid" in spec) == ("points" in spec):
-        raise ParamsError(f"params.yaml: {key} = {spec!r} is invalid; expected `model` and exactly one of "
-                          "`grid` ({param: [values]}) or `points` ({label: {param: value}})")
-    models = ["baseline", *tree.get("methods", [])]
+    if (not isinstance(spec, dict) or set(spec) - {"model", "grid", "points", "set"}
+            or ("grid" in spec) == ("points" in spec)):
+        raise ParamsError(f"params.yaml: {key} = {spec!r} is invalid; expected `model`, exactly one of "
+                          "`grid` ({param: [values]}) or `points` ({label: {param: value}}), and optionally "
+                          "`set` ({param: value} for every point)")
+    common = spec.get("set") or {}
+    if not isinstance(common, dict):
+        raise ParamsError(f"params.yaml: {key}.set = {common!r} is invalid; expected {{param: value}}")
+    for knob in common:
+        try:
+            _get(tree, knob)
+        except ParamsError:
+            raise ParamsError(f"params.yaml: {key}.set sets {knob!r}, which params.yaml does not have") from None
+    # "all": every student's tables, as the report renders them (a study of seeds).
+    models = ["all", "baseline", *tree.get("methods", [])]
     if spec.get("model") not in models:
         raise ParamsError(f"params.yaml: {key}.model = {spec.get('model')!r} is invalid; expected one of {models}")
     if "grid" in spec:
@@ -87,6 +101,7 @@ def load(tree: dict, name: str) -> Study:
             raise ParamsError(f"params.yaml: {key}.points = {pts!r} is invalid; expected {{label: {{param: value}}}}")
         knobs = list(dict.fromkeys(k for v in pts.values() for k in v))
         points = [Point(str(label), dict(overrides)) for label, overrides in pts.items()]
+    points = [Point(pt.label, {**common, **pt.overrides}) for pt in points]
     for knob in knobs:
         try:
             current = _get(tree, knob)
@@ -97,4 +112,4 @@ def load(tree: dict, name: str) -> Study:
     names = [p.experiment(name) for p in points]
     if len(set(names)) != len(names):
         raise ParamsError(f"params.yaml: {key}: two points give the same experiment name ({names})")
-    return Study(name, spec["model"], knobs, points)
+    return Study(name, spec["model"], knobs, points, dict(common))
