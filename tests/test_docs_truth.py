@@ -1,0 +1,421 @@
+"""README.md and docs/ stay true (issue #34), beside the link checks of test_docs.py:
+every stage name and `make` target quoted exists; every stage script or package module
+a code block runs takes the flags it is given (or the block is marked `# excerpt`); no
+reference page hand-types a model's score outside a block a stage regenerates; and the
+scores in README's results block are those of `metrics/eval/`.
+
+The rules are docs/development.md's "Writing the documentation". Each check has a test on
+a made-up page too, so that a check that sees nothing cannot pass for one that finds
+nothing."""
+from __future__ import annotations
+
+import functools
+import json
+import re
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bpkd.devtools.scratch import REPO, tool_env
+from test_docs import CODE_SPAN, FENCE, PAGES
+
+HISTORY = REPO / "docs" / "history.md"
+# Reference pages: what is true now. The history page holds dated measurements instead.
+REFERENCE = [p for p in PAGES if p != HISTORY]
+DVC = shutil.which("dvc", path=tool_env()["PATH"])
+needs_dvc = pytest.mark.skipif(DVC is None, reason="dvc is not on PATH")
+
+# Blocks that a stage or a make target regenerates (README's results block: `report`;
+# docs/dag.md's picture: `make docs-dag`).
+GENERATED = re.compile(r"<!-- (results|dag):start -->.*?<!-- \1:end -->", re.S)
+EXCERPT = "# excerpt"  # a line of a fenced block that shows part of a command or one run's transcript
+
+
+def rel(page: Path) -> str:
+    return page.relative_to(REPO).as_posix()
+
+
+def fenced_blocks(text: str) -> list[str]:
+    return [m.group(0) for m in FENCE.finditer(text)]
+
+
+def code(text: str) -> str:
+    """Everything a reader would type: the fenced blocks and the code spans, outside the
+    generated blocks."""
+    text = GENERATED.sub("", text)
+    return "\n".join(fenced_blocks(text) + CODE_SPAN.findall(FENCE.sub("", text)))
+
+
+# ---------------------------------------------------------------- stage names and make targets
+
+# `family@rest`: a stage family of dvc.yaml, then a name, a pattern (`…`, `<dataset>`) or
+# nothing (`boundary@`, the family itself).
+STAGE = re.compile(r"(?<![\w./@-])([a-z][a-z_]*)@([^\s`'\"()\[\],;:|*]*)")
+REPRO = re.compile(r"\bdvc repro((?:\s+-{1,2}[\w-]+)*)\s+([^\s`'\"&;|)<-][^\s`'\"&;|)]*)")
+MAKE = re.compile(r"(?<![\w-])make\s+([a-z][\w-]*)")
+PLACEHOLDER = re.compile(r"<[^<>]*>|\{[^{}]*\}|…|\.\.\.")
+# A page that walks through a made-up method or dataset names it once, e.g.
+# `<!-- hypothetical: logitmse, mapillary -->`; stage names holding such a name are not looked up.
+HYPOTHETICAL = re.compile(r"<!-- hypothetical: ([^>]*?) -->")
+
+
+def stage_families() -> set[str]:
+    return set(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"])
+
+
+def _stage_list(workdir: Path) -> set[str]:
+    out = subprocess.run([DVC, "stage", "list", "--name-only"], cwd=workdir, env=tool_env(),
+                         capture_output=True, text=True, check=True).stdout
+    return set(out.split())
+
+
+@functools.lru_cache(maxsize=None)
+def real_stages() -> frozenset[str]:
+    """`dvc stage list` of this repository, with its params.yaml."""
+    return frozenset(_stage_list(REPO))
+
+
+@functools.lru_cache(maxsize=None)
+def possible_stages() -> frozenset[str]:
+    """Every stage the params can give: `dvc stage list` of this dvc.yaml with params.yaml's
+    lists widened to every dataset, pair, method and released model the code supports and
+    three seeds of each kind (Cityscapes' stages, the released ones, the same-compute row)."""
+    from bpkd.datasets.specs import DATASETS
+    from bpkd.distill.losses import METHODS
+    from bpkd.models.pairs import PAIRS
+
+    tree = yaml.safe_load((REPO / "params.yaml").read_text())
+    methods = list(METHODS)
+    tree.update(datasets=sorted(DATASETS), pairs=sorted(PAIRS), methods=methods, models=methods,
+                released=["baseline", *methods], seeds=[0, 1, 2], baseline_seeds=[0, 1, 2],
+                same_compute_seeds=[0, 1, 2])
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copy(REPO / "dvc.yaml", tmp)
+        (Path(tmp) / "params.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
+        subprocess.run([DVC, "init", "--no-scm", "-q"], cwd=tmp, env=tool_env(), check=True)
+        return frozenset(_stage_list(Path(tmp)) | real_stages())
+
+
+def pattern(name: str) -> re.Pattern:
+    """A quoted name with placeholders as a regex over stage names: `<dataset>` and
+    `{dataset}` stand for one name part, `…` for any run of them."""
+    parts, pos = [], 0
+    for m in PLACEHOLDER.finditer(name):
+        parts.append(re.escape(name[pos:m.start()]))
+        parts.append(".+" if m.group(0) in ("…", "...") else r"[^@\s]+")
+        pos = m.end()
+    parts.append(re.escape(name[pos:]))
+    return re.compile("".join(parts))
+
+
+def stage_problems(text: str) -> list[str]:
+    """What is wrong with each stage name quoted in ``text``."""
+    families, problems = stage_families(), []
+    made_up = {w.strip() for m in HYPOTHETICAL.findall(text) for w in m.split(",") if w.strip()}
+    quoted = [(f, rest.rstrip(".")) for f, rest in STAGE.findall(text)
+              if not any(re.search(rf"(?<![a-z0-9]){re.escape(w)}(?![a-z0-9])", rest) for w in made_up)]
+    for m in REPRO.finditer(code(text)):
+        target = m.group(2)
+        if "@" not in target and not PLACEHOLDER.search(target):
+            quoted.append((target, None))
+    for family, rest in quoted:
+        name = family if rest is None else f"{family}@{rest}"
+        if family not in families:
+            problems.append(f"{name}: no stage family {family!r} in dvc.yaml")
+        elif rest is None:
+            if name not in real_stages():
+                problems.append(f"{name}: not in `dvc stage list`")
+        elif not rest:
+            continue  # the family itself, e.g. `boundary@`
+        elif PLACEHOLDER.search(rest):
+            if not any(pattern(name).fullmatch(s) for s in possible_stages()):
+                problems.append(f"{name}: matches no stage the params can give")
+        elif name not in possible_stages():
+            problems.append(f"{name}: not in `dvc stage list`, nor with other datasets, pairs or seeds")
+    return problems
+
+
+def make_targets() -> set[str]:
+    text = (REPO / "Makefile").read_text()
+    targets = set(re.findall(r"^([A-Za-z][\w-]*)\s*:(?!=)", text, re.M))
+    for line in re.findall(r"^\.PHONY:(.*)$", text, re.M):
+        targets |= set(line.split())
+    return targets
+
+
+def make_problems(text: str) -> list[str]:
+    targets = make_targets()
+    return [f"make {t}: no such target in the Makefile" for t in MAKE.findall(code(text)) if t not in targets]
+
+
+@needs_dvc
+@pytest.mark.parametrize("page", PAGES, ids=rel)
+def test_every_quoted_stage_name_exists(page):
+    assert stage_problems(page.read_text()) == []
+
+
+@pytest.mark.parametrize("page", PAGES, ids=rel)
+def test_every_quoted_make_target_exists(page):
+    assert make_problems(page.read_text()) == []
+
+
+@needs_dvc
+def test_the_stage_check_sees_wrong_names_and_matches_patterns():
+    text = ("`distill@synthetic-hrnet_w48_w18s-bpkd-0` `evaluate@…-<model>-<seed>` `boundary@` "
+            "`distill@cityscapes-hrnet_w48_w18s-bpkd-0` `released@…-<model>` "
+            "`distill@cityscapes-hrnet_w48_w18s-bpkd` `evaluate@<dataset>-<pair>-teacher` "
+            "`evalute@synthetic-hrnet_w48_w18s` `dvc repro report` `dvc repro -s reprot` `dvc repro <its stages>`\n"
+            "<!-- hypothetical: mine -->`distill@synthetic-hrnet_w48_w18s-mine-0` `distill@synthetic-x-mine-0`\n")
+    assert [p.split(":")[0] for p in stage_problems(text)] == [
+        "distill@cityscapes-hrnet_w48_w18s-bpkd", "evaluate@<dataset>-<pair>-teacher",
+        "evalute@synthetic-hrnet_w48_w18s", "reprot"]
+
+
+def test_the_make_check_sees_a_missing_target():
+    assert make_problems("`make demo` and `make venv && make docs-dag`, not `make dmeo`\n") == [
+        "make dmeo: no such target in the Makefile"]
+
+
+# ---------------------------------------------------------------- commands in code blocks
+
+# `python stages/x.py …`, `python -m bpkd.x …`, or a stage script under torchrun.
+RUNS = re.compile(r"(?:^|\s)(?:(?:python3?|torchrun)\s+(?:[^|;&]*?\s)?)?(stages/\w+\.py|-m\s+bpkd[\w.]*)(?=\s|$)")
+SUBCOMMANDS = re.compile(r"\{([\w,-]+)\}")
+
+
+@functools.lru_cache(maxsize=None)
+def help_text(target: tuple[str, ...]) -> str:
+    """`--help` of a stage script (`("stages/x.py",)`) or module (`("-m", "bpkd.x")`), with
+    any subcommand after it; raises if it does not parse."""
+    proc = subprocess.run([sys.executable, *target, "--help"], cwd=REPO, env=dict(tool_env(), OMP_NUM_THREADS="1"),
+                          capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0 or "usage" not in proc.stdout.lower():
+        raise AssertionError(f"{' '.join(target)} --help failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return proc.stdout
+
+
+def commands(block: str) -> list[str]:
+    """The shell commands of a fenced block: continuation lines joined, prompts and
+    comments dropped, split at `&&`, `||`, `;` and `|`."""
+    lines = block.strip().split("\n")[1:-1]
+    joined = re.sub(r"\\\n\s*", " ", "\n".join(lines))
+    out = []
+    for line in joined.split("\n"):
+        line = re.sub(r"^\s*\$\s+", "", line)
+        line = re.sub(r"(^|\s)#.*$", "", line)
+        out += [c.strip() for c in re.split(r"&&|\|\||;|\|", line) if c.strip()]
+    return out
+
+
+def command_problems(cmd: str) -> list[str]:
+    """Why ``cmd`` would not parse: a stage script or module whose `--help` fails, or a
+    `--flag` it does not take."""
+    m = RUNS.search(cmd)
+    if not m:
+        return []
+    target = tuple(m.group(1).split())
+    try:
+        argv = shlex.split(cmd[m.end():])
+    except ValueError:
+        argv = cmd[m.end():].split()
+    try:
+        helps = [help_text(target)]
+        positional = [a for a in argv if not a.startswith("-")]
+        choices = SUBCOMMANDS.search(helps[0].split("\n\n")[0])
+        if positional and choices and positional[0] in choices.group(1).split(","):
+            helps.append(help_text((*target, positional[0])))
+    except (AssertionError, subprocess.TimeoutExpired) as e:
+        return [f"{cmd}: {e}"]
+    flags = sorted({a.split("=")[0] for a in argv if re.fullmatch(r"--[a-z][\w-]*(=.*)?", a)})
+    return [f"{cmd}: {' '.join(target)} takes no {flag}" for flag in flags
+            if not any(re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", h) for h in helps)]
+
+
+def block_problems(text: str) -> list[str]:
+    problems = []
+    for block in fenced_blocks(GENERATED.sub("", text)):
+        if any(line.strip() == EXCERPT for line in block.split("\n")):
+            continue
+        for cmd in commands(block):
+            problems += command_problems(cmd)
+    # Commands in code spans are excerpts by nature (`…`), but the flags they show must exist.
+    for span in CODE_SPAN.findall(FENCE.sub("", GENERATED.sub("", text))):
+        problems += command_problems(span.strip("`"))
+    return problems
+
+
+@pytest.mark.parametrize("page", PAGES, ids=rel)
+def test_every_command_shown_parses_or_is_marked_an_excerpt(page):
+    assert block_problems(page.read_text()) == []
+
+
+def test_the_command_check_sees_a_stale_flag_and_skips_an_excerpt():
+    text = ("```\npython stages/train.py --dry-run --role baseline --dataset cityscapes \\\n"
+            "    --pair hrnet_w48_w18s --epochs 3\npython -m bpkd.study run edge_weight --jobs 2\n"
+            "python -m bpkd.study run edge_weight --workers 2   # a comment\n```\n"
+            "```\n# excerpt\npython stages/train.py --no-such-flag\n```\n"
+            "`python -m bpkd.datasets.validate --dataset NAME DIR --fix`\n")
+    problems = block_problems(text)
+    assert [p.split(" takes no ")[-1] for p in problems] == ["--epochs", "--workers", "--fix"], problems
+
+
+# ---------------------------------------------------------------- scores: generated, never typed
+
+# A model's score: a two-decimal number (49.02, 0.66) in a sentence or a table column that
+# names mIoU, mAcc, edge or body mIoU, or the boundary F-score.
+SCORE_WORDS = re.compile(r"\bm?IoU\b|\bmAcc\b|\bBF\b|F-score|boundary F\b")
+SCORE = re.compile(r"(?<![\w.])\d{1,3}\.\d{2}(?![\d.×%])(?!\s?×)")
+SENTENCE = re.compile(r"(?<=[.!?:])\s+(?=[A-Z(`*\[])|\n\s*\n|\n\s*[-*]\s|\n\s*\d+\.\s")
+
+
+def _cells(row: str) -> list[str]:
+    return [c.strip() for c in row.strip().strip("|").split("|")]
+
+
+def score_problems(text: str) -> list[str]:
+    """Hand-typed scores of ``text`` (a reference page): outside generated blocks, fenced
+    blocks and code spans."""
+    text = CODE_SPAN.sub("", FENCE.sub("", GENERATED.sub("", text)))
+    problems, rows, prose_lines = [], [], []  # rows: table lines, None between tables
+    for line in text.split("\n"):
+        if line.lstrip().startswith("|"):
+            rows.append(line)
+        else:
+            rows.append(None)
+            prose_lines.append(line)
+    # Tables: a number in a column whose header names a score.
+    header = None
+    for row in rows:
+        if row is None:
+            header = None
+            continue
+        cells = _cells(row)
+        if header is None:
+            header = [bool(SCORE_WORDS.search(c)) for c in cells]
+            continue
+        if all(re.fullmatch(r":?-+:?", c) for c in cells):
+            continue
+        for cell, is_score in zip(cells, header):
+            if is_score and SCORE.search(cell):
+                problems.append(f"table row {row.strip()[:80]!r}: {SCORE.search(cell).group(0)}")
+    # Prose: a number in a sentence that names a score.
+    for sentence in SENTENCE.split("\n".join(prose_lines)):
+        if SCORE_WORDS.search(sentence):
+            problems += [f"{n} in {' '.join(sentence.split())[:100]!r}" for n in SCORE.findall(sentence)]
+    return problems
+
+
+@pytest.mark.parametrize("page", REFERENCE, ids=rel)
+def test_no_reference_page_hand_types_a_score(page):
+    # A model's mIoU, mAcc, edge/body mIoU or BF comes from metrics/: show it through README's
+    # results block, metrics/tables.md or metrics/studies/, or date it on docs/history.md.
+    assert score_problems(page.read_text()) == []
+
+
+def test_the_score_check_sees_typed_scores_in_prose_and_tables():
+    text = ("CWD reaches 49.02 mIoU on the demo. The band covers 0.21 of the cells (1.33×).\n\n"
+            "| model | mIoU | time (s) |\n|---|---|---|\n| CWD | 49.02 | 12.50 |\n\n"
+            "- the baseline's std is 0.66 (mIoU);\n- a speed-up of 0.85× per step\n\n"
+            "`49.02 mIoU` in code\n\n<!-- results:start -->\n| mIoU |\n|---|\n| 49.02 |\n<!-- results:end -->\n")
+    assert [p.split(" in ")[0] if not p.startswith("table") else p.rsplit(": ", 1)[1]
+            for p in score_problems(text)] == ["49.02", "49.02", "0.66"]
+
+
+# ---------------------------------------------------------------- README's block equals metrics/
+
+SCORE_COLUMNS = {"mIoU(%)": "mIoU", "mAcc(%)": "mAcc", "edge mIoU(%)": "mIoU_edge", "body mIoU(%)": "mIoU_body",
+                 "BF(%)": "mBF"}
+
+
+def expected_scores(metrics: Path) -> dict[tuple[str, str, str], dict[str, float]]:
+    """``{(dataset, pair, model): {key: mean over the model's seeds}}`` from the evaluation
+    files of params.yaml's datasets, pairs, models and seeds, as the report reads them."""
+    tree = yaml.safe_load((REPO / "params.yaml").read_text())
+    out = {}
+    for dataset in tree["datasets"]:
+        for pair in tree["pairs"]:
+            runs = {"teacher": [metrics / "eval" / dataset / pair / "teacher.json"],
+                    "baseline": [metrics / "eval" / dataset / pair / f"seed{s}" / "baseline.json"
+                                 for s in tree["baseline_seeds"]]}
+            for model in tree["models"]:
+                runs[model] = [metrics / "eval" / dataset / pair / f"seed{s}" / f"{model}.json" for s in tree["seeds"]]
+            for model in tree.get("released") or []:
+                runs[model] = [metrics / "eval" / dataset / pair / f"{model}.json"]
+            for model, files in runs.items():
+                found = [json.loads(f.read_text()) for f in files if f.is_file()]
+                if found:
+                    out[dataset, pair, model] = {k: statistics.mean(m[k] for m in found)
+                                                 for k in SCORE_COLUMNS.values() if all(k in m for m in found)}
+    return out
+
+
+def block_score_problems(block: str, metrics: Path) -> tuple[list[str], set]:
+    """Each score of the results block's tables against ``metrics``; also the models checked."""
+    from bpkd.report.tables import DATASET_TITLES, METHOD_LABELS
+
+    tree = yaml.safe_load((REPO / "params.yaml").read_text())
+    expected, labels = expected_scores(metrics), {v: k for k, v in METHOD_LABELS.items()}
+    titles = {v: k for k, v in DATASET_TITLES.items()}
+    dataset = tree["datasets"][0] if len(tree["datasets"]) == 1 else None
+    problems, checked, header = [], set(), None
+    for line in block.split("\n"):
+        heading = re.match(r"#+\s+(.*)", line)
+        if heading and heading.group(1).strip() in titles:
+            dataset = titles[heading.group(1).strip()]
+        if not line.startswith("|"):
+            header = None
+            continue
+        cells = _cells(line)
+        if header is None:
+            header = cells
+            continue
+        if "Methods" not in header or all(re.fullmatch(r":?-+:?", c) for c in cells):
+            continue
+        row = dict(zip(header, cells))
+        label = row["Methods"]
+        model = ("teacher" if label.startswith("T:") else "baseline" if label.startswith("S:")
+                 else labels.get(label, label.lower()))
+        pair = row.get("Pair") or (tree["pairs"][0] if len(tree["pairs"]) == 1 else None)
+        want = expected.get((dataset, pair, model))
+        if want is None:
+            continue  # a row this check cannot place (another dataset layout, a new kind of row)
+        for column, key in SCORE_COLUMNS.items():
+            number = re.match(r"\s*(-?\d+\.\d+)", row.get(column, ""))
+            if number and key in want:
+                checked.add(model)
+                if abs(float(number.group(1)) - round(want[key], 2)) > 0.006:
+                    problems.append(f"{label} {column}: README shows {number.group(1)}, "
+                                    f"metrics/eval gives {want[key]:.2f}")
+    return problems, checked
+
+
+def results_block(readme: str) -> str:
+    m = re.search(r"<!-- results:start -->(.*?)<!-- results:end -->", readme, re.S)
+    assert m, "README.md has no results block"
+    return m.group(1)
+
+
+def test_the_results_block_shows_the_scores_of_metrics():
+    problems, checked = block_score_problems(results_block((REPO / "README.md").read_text()), REPO / "metrics")
+    assert problems == []
+    tree = yaml.safe_load((REPO / "params.yaml").read_text())
+    ran = {model for (_, _, model) in expected_scores(REPO / "metrics")}
+    assert checked == ran and {"teacher", *tree["models"]} & ran <= checked, (checked, ran)
+
+
+def test_the_block_check_sees_a_number_changed_by_hand():
+    block = results_block((REPO / "README.md").read_text())
+    tree = yaml.safe_load((REPO / "params.yaml").read_text())
+    miou = expected_scores(REPO / "metrics")[tree["datasets"][0], tree["pairs"][0], "cwd"]["mIoU"]
+    shown = f"| {round(miou, 2):.2f} "
+    row = next(line for line in block.split("\n") if line.startswith("| CWD ") and shown in line)
+    changed = block.replace(row, row.replace(shown, f"| {round(miou, 2) + 0.01:.2f} ", 1))
+    problems, _ = block_score_problems(changed, REPO / "metrics")
+    assert len(problems) == 1 and problems[0].startswith("CWD mIoU(%)"), problems
