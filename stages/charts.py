@@ -11,7 +11,7 @@ ap = cli.parser(__doc__)
 ap.add_argument("--dataset", required=True)
 ap.add_argument("--pair", required=True)
 ap.add_argument("--out", required=True,
-                help="folder: <term>.tsv per overlaid term, terms.tsv, per_class.tsv")
+                help="folder: <term>.tsv per overlaid term, terms.tsv, balance.tsv, per_class.tsv")
 args = ap.parse_args()
 
 
@@ -36,16 +36,18 @@ def main():
         if step is not None and score.is_file():
             finals[m] = (step, str(json.loads(score.read_text())["mIoU"]))
     merged = curves.collect(runs, finals={"mIoU": finals})
-    terms = curves.method_terms({m: runs[m] for m in p.methods if m in p.models})
+    distilled = {m: runs[m] for m in p.methods if m in p.models}
+    terms, balance = curves.method_terms(distilled), curves.method_balance(distilled)
     evaluated = {m: layout.per_class_json(dataset, pair, m, seed if m in p.students else None)
                  for m in ("teacher", "baseline", *p.methods) if m in ("teacher", *p.students, *p.released)}
     classes = per_class.collect(evaluated)
     with atomic_path(args.out, is_dir=True) as tmp:
         curves.write(merged, tmp)
         curves.write_terms(terms, tmp / "terms.tsv")
+        curves.write_terms(balance, tmp / "balance.tsv")
         per_class.write(classes, tmp / "per_class.tsv")
     print(f"{args.out}: {', '.join(merged)} ({len(runs)} runs, seed {seed}), terms.tsv ({len(terms)} rows), "
-          f"per_class.tsv ({len(classes)} rows)")
+          f"balance.tsv ({len(balance)} rows), per_class.tsv ({len(classes)} rows)")
 
 
 cli.run(main)

@@ -27,8 +27,9 @@ def main():
     from bpkd.report.tables import DATASET_TITLES, render
 
     p = params.load()
-    write_text(args.out, render(args.metrics, p.datasets, p.pairs, p.methods, seeds=p.seeds, released=p.released,
-                                baseline_seeds=p.baseline_seeds))
+    seeds = dict(seeds=p.seeds, released=p.released, baseline_seeds=p.baseline_seeds,
+                 same_compute_seeds=p.same_compute_seeds)
+    write_text(args.out, render(args.metrics, p.datasets, p.pairs, p.methods, **seeds))
     shown = []
     if args.figures:
         with atomic_path(args.figures, is_dir=True) as tmp:
@@ -41,8 +42,7 @@ def main():
                     if names:
                         shown.append((dataset, pair, names))
     if args.readme:
-        block = render(args.metrics, p.datasets, p.pairs, p.methods, level=3, seeds=p.seeds, released=p.released,
-                       baseline_seeds=p.baseline_seeds)
+        block = render(args.metrics, p.datasets, p.pairs, p.methods, level=3, **seeds)
         if shown:
             block += "\n#### Figures\n\nThe key charts of `dvc plots show`, rendered offline to PNG by the same stage.\n"
             for dataset, pair, names in shown:

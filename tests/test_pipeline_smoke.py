@@ -123,7 +123,7 @@ def test_readme_block_shows_the_tables_and_the_static_figures(smoke_repo):
 CURATED = [(f"metrics/charts/synthetic/{PAIR}/{table}", f"synthetic / {PAIR}: {title}") for table, title in [
     ("mIoU.tsv", "val mIoU of every model"), ("decode.loss_ce.tsv", "decode-head CE loss of every model"),
     ("loss.tsv", "total training loss of every model"), ("terms.tsv", "each method's own loss terms"),
-    ("per_class.tsv", "per-class IoU of every model")]] + [
+    ("balance.tsv", "each method's loss terms, gradient norm over the CE's"), ("per_class.tsv", "per-class IoU of every model")]] + [
     (f"metrics/boundary_plots/synthetic/{PAIR}/{stat}.tsv", f"synthetic / {PAIR}: {title} against distance to a boundary")
     for stat, title in [("error", "error"), ("entropy", "entropy"), ("kl_to_teacher", "KL(teacher || student)")]]
 QUALITATIVE = f"data/qualitative/synthetic/{PAIR}.png"

@@ -126,6 +126,17 @@ def test_method_terms_gather_each_methods_own_loss_terms_only(tmp_path):
                                                                       "20\tcwd\tloss_cwd\t3.0"]
 
 
+def test_method_balance_gathers_each_terms_gradient_ratio_and_leaves_the_ce_norm_out(tmp_path):
+    from bpkd.report.curves import method_balance
+
+    _step_log(tmp_path, "bpkd", "balance.bpkd_edge", [(40, 2.5), (80, 3.0)])
+    _step_log(tmp_path, "bpkd", "balance.ce_grad_norm", [(40, 6.0)])  # the denominator, not a term
+    _step_log(tmp_path, "bpkd", "loss_bpkd_edge", [(40, 7.0)])  # a term's value: terms.tsv's
+    _step_log(tmp_path, "cwd", "balance.cwd", [(40, 1.5)])
+    assert method_balance({m: tmp_path / m for m in ["cwd", "bpkd", "skds"]}) == [
+        (40, "cwd", "cwd", "1.5"), (40, "bpkd", "bpkd_edge", "2.5"), (80, "bpkd", "bpkd_edge", "3.0")]
+
+
 def _per_class(root, model, ious, classes=("road", "sky")):
     root.mkdir(parents=True, exist_ok=True)
     (root / f"{model}.json").write_text(json.dumps([{"class": c, "IoU": v, "Acc": 50.0}
@@ -217,9 +228,13 @@ def test_several_seeds_give_means_and_a_spread_table_with_paired_differences(tmp
     # By hand: BPKD - S = 3, 2.5, 4 -> mean 3.167, SE 0.441, t 7.18 (df 2) -> p 0.019, marked;
     # BPKD - CWD = 1, -0.5, 3 -> mean 1.167, SE 1.014, t 1.15 -> p 0.37, within 2 SE;
     # S - CWD = -2, -3, -1 -> mean -2, SE 0.577, t 3.46 -> p 0.074, beyond 2 SE.
-    assert spread["BPKD(Ours)"][2:] == ["44.17 ± 1.61 (3)", "+3.17 ± 0.44 (p 0.02) *", "+1.17 ± 1.01 (p 0.37)"]
-    assert spread["S: HRNetV2P-W18S"][2:] == ["41.00 ± 1.00 (3)", "—", "-2.00 ± 0.58 (p 0.07) *"]
-    assert spread["CWD"][3:] == ["+2.00 ± 0.58 (p 0.07) *", "—"]
+    assert spread["BPKD(Ours)"][2:] == ["44.17 ± 1.61 (3)", "+3.17 ± 0.44 (p 0.02) *", "+1.17 ± 1.01 (p 0.37)",
+                                        "—"]  # no cost record
+    assert spread["S: HRNetV2P-W18S"][2:] == ["41.00 ± 1.00 (3)", "—", "-2.00 ± 0.58 (p 0.07) *", "—"]
+    assert spread["CWD"][3:] == ["+2.00 ± 0.58 (p 0.07) *", "—", "—"]
+    # The generated sentence names what exceeds the noise and what does not, from the same numbers.
+    assert ("Beyond the seed noise (*, |Δ| > 2 SE): CWD vs S +2.00 ± 0.58 (n=3); BPKD(Ours) vs S +3.17 ± 0.44 (n=3). "
+            "Within it: BPKD(Ours) vs CWD +1.17 ± 1.01 (n=3).") in text
     assert "T: HRNetV2P-W48" not in spread
 
 
@@ -247,10 +262,43 @@ def test_the_baseline_seeds_spread_stands_beside_each_gain(tmp_path):
     gains = next(c for c in map(_cells, lines) if c[:2] == [PAIR, "BPKD(Ours)"] and len(c) == 7)
     assert gains[2:5] == ["25.00", "+3.00", "2.00 (n=3)"]  # 25 - mean(20, 22, 24), beside the std 2.00
     assert "noise floor" in text
-    spread = {c[1]: c for c in map(_cells, lines) if c[0] == PAIR and len(c) == 5 and "±" in c[2]}
+    spread = {c[1]: c for c in map(_cells, lines) if c[0] == PAIR and len(c) == 6 and "±" in c[2]}
     assert spread["S: HRNetV2P-W18S"][2:4] == ["22.00 ± 2.00 (3)", "—"]
     assert spread["BPKD(Ours)"][2:4] == ["25.00 ± — (1)", "+5.00 (seed 0 only)"]  # paired: 25 - 20 on seed 0
     assert "The distilled students ran one seed (0): a Δ over one shared seed is the plain difference" in text
+
+
+def _cost(root, model, seed, wall_s, host="AVX2 only"):
+    path = root / "cost" / "synthetic" / PAIR / f"seed{seed}" / f"{model}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"wall_s": wall_s, "steps": 400, "host_class": host}))
+
+
+def test_the_same_compute_baseline_is_a_row_and_each_row_has_its_train_time_against_the_baseline(tmp_path):
+    _metrics(tmp_path, "teacher", 55.0, 60.0, radius=1)
+    runs = {"baseline": ([40.0, 41.0, 42.0], [100.0, 110.0, 90.0]),
+            "baseline_same_compute": ([41.0, 43.0, 42.0], [250.0, 260.0, 240.0]),
+            "cwd": ([42.0, 44.0, 43.0], [300.0, 310.0, 290.0])}
+    for model, (mious, walls) in runs.items():
+        for seed, (miou, wall) in enumerate(zip(mious, walls)):
+            _seeded(tmp_path, model, seed, miou)
+            _cost(tmp_path, model, seed, wall)
+    text = render(tmp_path, ["synthetic"], [PAIR], ["cwd"], seeds=[0, 1, 2], same_compute_seeds=[0, 1, 2])
+    lines = text.splitlines()
+    results = [c[0] for c in map(_cells, lines) if len(c) == 5 and not c[0].startswith("-")][:4]  # the paper's layout
+    assert results == ["Methods", "T: HRNetV2P-W48", "S: HRNetV2P-W18S", "S: HRNetV2P-W18S, same compute"]
+    spread = {c[1]: c[2:] for c in map(_cells, lines) if c[0] == PAIR and len(c) == 6}
+    # By hand: same compute - S = 1, 2, 0 -> +1.00 ± 0.58 (p 0.23); - CWD = -1, -1, -1 (SE 0: marked);
+    # its wall time 250 / 100 = 2.50x.
+    assert spread["S: HRNetV2P-W18S, same compute"] == ["42.00 ± 1.00 (3)", "+1.00 ± 0.58 (p 0.23)",
+                                                        "-1.00 ± 0.00 (p 0.00) *", "2.50×"]
+    assert spread["CWD"][3] == "3.00×" and spread["S: HRNetV2P-W18S"][3] == "1.00×"
+    assert "host: AVX2 only" in text
+    # Runs timed on two host classes are not divided by each other.
+    _cost(tmp_path, "cwd", 2, 290.0, host="AVX-512, no native bf16")
+    text = render(tmp_path, ["synthetic"], [PAIR], ["cwd"], seeds=[0, 1, 2], same_compute_seeds=[0, 1, 2])
+    spread = {c[1]: c[2:] for c in map(_cells, text.splitlines()) if c[0] == PAIR and len(c) == 6}
+    assert spread["CWD"][3] == "—" and spread["S: HRNetV2P-W18S, same compute"][3] == "2.50×"
 
 
 def test_one_seed_renders_no_spread_table(tmp_path):

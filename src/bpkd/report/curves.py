@@ -11,7 +11,8 @@ The inputs are the DVCLive step logs the training stages already write
   everything else (timers, lr, iteration counters, accuracies) for whoever needs it;
 - each distillation method's own loss terms (``loss_<method>[_*]``), one long table
   (``step``, ``method``, ``term``, ``value``) drawn with one panel per method
-  (``terms`` template), because their scales differ by orders of magnitude.
+  (``terms`` template), because their scales differ by orders of magnitude; and in
+  the same shape each term's gradient balance against the decode CE (``balance.*``).
 """
 from __future__ import annotations
 
@@ -94,6 +95,21 @@ def method_terms(methods: dict[str, str | Path]) -> list[tuple[int, str, str, st
             if tsv.stem != f"loss_{method}" and not tsv.stem.startswith(f"loss_{method}_"):
                 continue  # another method whose name starts with this one's
             rows += [(step, method, tsv.stem, value) for step, value in _read_step_log(tsv, tsv.stem)]
+    return rows
+
+
+def method_balance(methods: dict[str, str | Path]) -> list[tuple[int, str, str, str]]:
+    """``[(step, method, term, value), ...]``: each method's loss-term balance
+    (``balance.<term>``: the term's gradient norm over the decode CE's,
+    :mod:`bpkd.distill.term_balance`) as its distillation logged it. The CE's own norm
+    (``balance.ce_grad_norm``) is the denominator, not a term: left out."""
+    rows: list[tuple[int, str, str, str]] = []
+    for method, log_dir in methods.items():
+        for tsv in sorted((Path(log_dir) / "plots" / "metrics").glob("balance.*.tsv")):
+            if tsv.stem == "balance.ce_grad_norm":
+                continue
+            rows += [(step, method, tsv.stem.removeprefix("balance."), value)
+                     for step, value in _read_step_log(tsv, tsv.stem)]
     return rows
 
 

@@ -57,8 +57,21 @@ def _spread(values: pd.Series) -> str:
     return f"{v.mean():.2f} ± {std} ({len(v)})"
 
 
+def _cost(group: pd.DataFrame, model: str) -> float | None:
+    """Mean training wall time of ``model``'s runs / the baseline's, on one host class;
+    None where either has no cost record or the runs span several host classes."""
+    if "wall_s" not in group:
+        return None
+    mine, base = group[group["model"] == model], group[group["model"] == "baseline"]
+    both = pd.concat([mine, base])
+    if mine["wall_s"].isna().any() or base.empty or base["wall_s"].isna().any() or both["host_class"].nunique() != 1:
+        return None
+    return float(mine["wall_s"].astype(float).mean() / base["wall_s"].astype(float).mean())
+
+
 def spread_rows(runs: pd.DataFrame, metric: str = "mIoU(%)") -> list[dict]:
-    """Per pair and model: the spread and the paired differences to the baseline and CWD."""
+    """Per pair and model: the spread, the paired differences to the baseline and CWD,
+    and the training cost relative to the baseline's (:func:`_cost`)."""
     rows = []
     for pair, group in runs.groupby("pair", sort=False):
         by_model = {m: g.set_index("seed")[metric] for m, g in group.groupby("model", sort=False)}
@@ -69,8 +82,35 @@ def spread_rows(runs: pd.DataFrame, metric: str = "mIoU(%)") -> list[dict]:
                          "spread": _spread(values),
                          "vs_baseline": paired(values, by_model["baseline"]) if model != "baseline"
                          and "baseline" in by_model else None,
-                         "vs_cwd": paired(values, by_model["cwd"]) if model != "cwd" and "cwd" in by_model else None})
+                         "vs_cwd": paired(values, by_model["cwd"]) if model != "cwd" and "cwd" in by_model else None,
+                         "cost": _cost(group, model)})
     return rows
+
+
+def _hosts(runs: pd.DataFrame) -> str:
+    hosts = sorted({h for h in runs.get("host_class", pd.Series(dtype=object)).dropna()})
+    return ", ".join(hosts) if hosts else "no cost record"
+
+
+def noise_sentence(runs: pd.DataFrame, metric: str = "mIoU(%)") -> str:
+    """One generated sentence: which paired differences exceed the seed noise (|mean| >
+    2 SE) and which do not; differences over one shared seed are not judged."""
+    above, within, single = [], [], []
+    for r in spread_rows(runs, metric):
+        for ref, key in (("S", "vs_baseline"), ("CWD", "vs_cwd")):
+            d = r[key]
+            if d is None or (key == "vs_cwd" and r["model"] == "baseline"):
+                continue
+            if d["se"] is None:
+                single.append(r["Methods"])
+                continue
+            (above if d["marked"] else within).append(
+                f"{r['Methods']} vs {ref} {d['mean']:+.2f} ± {d['se']:.2f} (n={d['n']})")
+    parts = [f"Beyond the seed noise ({MARK}, |Δ| > 2 SE): {'; '.join(above) if above else 'none'}.",
+             f"Within it: {'; '.join(within) if within else 'none'}."]
+    if single:
+        parts.append(f"Not judged (one shared seed): {', '.join(dict.fromkeys(single))}.")
+    return " ".join(parts)
 
 
 def _one_seed_caption(found: list[dict]) -> str:
@@ -90,6 +130,9 @@ def _one_seed_caption(found: list[dict]) -> str:
 def spread_table(runs: pd.DataFrame, metric: str = "mIoU(%)") -> tuple[str, str]:
     """``(caption, markdown table)`` from :func:`bpkd.report.tables.runs_frame`."""
     found = spread_rows(runs, metric)
-    rows = [[r["pair"], r["Methods"], r["spread"], _cell(r["vs_baseline"]), _cell(r["vs_cwd"])] for r in found]
-    headers = ["Pair", "Methods", f"{metric} mean ± std (n)", "Δ vs S (paired)", "Δ vs CWD (paired)"]
-    return CAPTION + _one_seed_caption(found), tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+    rows = [[r["pair"], r["Methods"], r["spread"], _cell(r["vs_baseline"]), _cell(r["vs_cwd"]),
+             MISSING if r["cost"] is None else f"{r['cost']:.2f}×"] for r in found]
+    headers = ["Pair", "Methods", f"{metric} mean ± std (n)", "Δ vs S (paired)", "Δ vs CWD (paired)", "train time vs S"]
+    caption = (CAPTION + f" Train time vs S: the training stage's mean wall time over its seeds ÷ the baseline "
+               f"student's (metrics/cost/; host: {_hosts(runs)}).")
+    return caption + _one_seed_caption(found), tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)

@@ -31,9 +31,10 @@ from tabulate import tabulate
 from .. import layout
 from ..distill.band_radius import EVAL_EDGE_RADIUS
 from ..models.pairs import ARCHS, PAIRS
+from ..params import SAME_COMPUTE
 from .cells import number
 from .reported import comparison_table, seed_tables
-from .spread import spread_table
+from .spread import noise_sentence, spread_table
 
 METHOD_LABELS = {"skds": "SKDS", "ifvd": "IFVD", "cirkd": "CIRKD", "cwd": "CWD", "bpkd": "BPKD(Ours)"}
 DATASET_TITLES = {"synthetic": "Synthetic streets (embedded)", "cityscapes": "Cityscapes 512x1024 80K",
@@ -48,42 +49,51 @@ EVAL_KEYS = {"mIoU(%)": "mIoU", "mAcc(%)": "mAcc", "edge mIoU(%)": "mIoU_edge", 
              "BF(%)": "mBF", "edge_radius_px": "edge_radius_px"}
 
 
-def _entries(pair: str, methods: list[str]) -> list[tuple[str, str, str]]:
+def _entries(pair: str, methods: list[str], same_compute: bool = False) -> list[tuple[str, str, str]]:
     t, s = PAIRS[pair].teacher, PAIRS[pair].student
     return ([("teacher", f"T: {ARCHS[t].name}", t), ("baseline", f"S: {ARCHS[s].name}", s)]
+            + ([(SAME_COMPUTE, f"S: {ARCHS[s].name}, same compute", s)] if same_compute else [])
             + [(m, METHOD_LABELS.get(m, m.upper()), s) for m in methods])
 
 
+# What each training run cost (bpkd.training.cost), beside its evaluation.
+COST_KEYS = {"wall_s": "wall_s", "host_class": "host_class"}
+
+
 def runs_frame(metrics_dir: Path, dataset: str, pairs: list[str], methods: list[str],
-               seeds: list[int], released: list[str] = (), baseline_seeds: list[int] | None = None) -> pd.DataFrame:
+               seeds: list[int], released: list[str] = (), baseline_seeds: list[int] | None = None,
+               same_compute_seeds: list[int] = ()) -> pd.DataFrame:
     """One row per evaluated run: ``pair``, ``model``, ``Methods``, ``seed`` (None for the
-    teacher and the ``released`` checkpoints, which are given, not trained per seed)
-    and the evaluation's numbers. The baseline's runs are those of ``baseline_seeds``
-    (default: ``seeds``), the methods' those of ``seeds``."""
+    teacher and the ``released`` checkpoints, which are given, not trained per seed),
+    the evaluation's numbers and, where the training stage recorded it, its cost
+    (``wall_s``, ``host_class``). The baseline's runs are those of ``baseline_seeds``
+    (default: ``seeds``), the same-compute baseline's those of ``same_compute_seeds``,
+    the methods' those of ``seeds``."""
+    own_seeds = {"baseline": seeds if baseline_seeds is None else baseline_seeds, SAME_COMPUTE: same_compute_seeds}
     rows = []
     for pair in pairs:
-        for model, label, _ in _entries(pair, methods):
+        for model, label, _ in _entries(pair, methods, bool(same_compute_seeds)):
             given = model == "teacher" or model in released
-            own = baseline_seeds if model == "baseline" and baseline_seeds is not None else seeds
-            runs = [(None if given else seed, _read(Path(layout.eval_json(
-                dataset, pair, model, None if given else seed, metrics=str(metrics_dir)))))
-                for seed in ([None] if given else own)]
-            for seed, m in runs:
-                if m is not None:
-                    rows.append({"pair": pair, "model": model, "Methods": label, "seed": seed,
-                                 **{col: m.get(key) for col, key in EVAL_KEYS.items()}})
-    return pd.DataFrame(rows, columns=["pair", "model", "Methods", "seed", *EVAL_KEYS])
+            for seed in [None] if given else own_seeds.get(model, seeds):
+                m = _read(Path(layout.eval_json(dataset, pair, model, seed, metrics=str(metrics_dir))))
+                if m is None:
+                    continue
+                cost = _read(Path(layout.cost_json(dataset, pair, model, seed, metrics=str(metrics_dir)))) or {}
+                rows.append({"pair": pair, "model": model, "Methods": label, "seed": seed,
+                             **{col: m.get(key) for col, key in EVAL_KEYS.items()},
+                             **{col: cost.get(key) for col, key in COST_KEYS.items()}})
+    return pd.DataFrame(rows, columns=["pair", "model", "Methods", "seed", *EVAL_KEYS, *COST_KEYS])
 
 
 def dataset_frame(metrics_dir: Path, dataset: str, pairs: list[str], methods: list[str],
-                  runs: pd.DataFrame) -> pd.DataFrame:
+                  runs: pd.DataFrame, same_compute: bool = False) -> pd.DataFrame:
     """The seed README's rows, each student's numbers the mean over its seeds
     (``runs``: :func:`runs_frame` of the same dataset), with ``n`` (its runs) and
     ``mIoU std`` (their sample std, None below two runs)."""
     complexity = {r["arch"]: r for r in (_read(metrics_dir / "complexity" / f"{dataset}.json") or [])}
     rows = []
     for pair in pairs:
-        for model, label, arch in _entries(pair, methods):
+        for model, label, arch in _entries(pair, methods, same_compute):
             mine = runs[(runs["pair"] == pair) & (runs["model"] == model)]
             c = complexity.get(arch, {})
             rows.append({"pair": pair, "model": model, "Methods": label, "FLOPs(G)": c.get("flops_g"),
@@ -186,9 +196,10 @@ def _seeds_caption(seeds: list[int], baseline_seeds: list[int]) -> str | None:
 
 def render(metrics_dir: str | Path, datasets: list[str], pairs: list[str], methods: list[str],
            level: int = 1, seeds: list[int] = (0,), released: list[str] = (),
-           baseline_seeds: list[int] | None = None) -> str:
+           baseline_seeds: list[int] | None = None, same_compute_seeds: list[int] = ()) -> str:
     """The tables document; ``level`` is the heading level of its title (README embeds it lower).
-    ``baseline_seeds`` (default: ``seeds``) are the baseline student's, ``seeds`` the methods'."""
+    ``baseline_seeds`` (default: ``seeds``) are the baseline student's, ``seeds`` the methods',
+    ``same_compute_seeds`` the same-compute baseline's (none: no such row)."""
     metrics_dir = Path(metrics_dir)
     seeds = list(seeds)
     baseline_seeds = seeds if baseline_seeds is None else list(baseline_seeds)
@@ -201,8 +212,8 @@ def render(metrics_dir: str | Path, datasets: list[str], pairs: list[str], metho
     if caption:
         parts += [caption, ""]
     for dataset in datasets:
-        runs = runs_frame(metrics_dir, dataset, pairs, methods, seeds, released, baseline_seeds)
-        frame = dataset_frame(metrics_dir, dataset, pairs, methods, runs)
+        runs = runs_frame(metrics_dir, dataset, pairs, methods, seeds, released, baseline_seeds, same_compute_seeds)
+        frame = dataset_frame(metrics_dir, dataset, pairs, methods, runs, bool(same_compute_seeds))
         parts += [f"{h}# {DATASET_TITLES.get(dataset, dataset)}", "", markdown_table(with_spread(frame)), ""]
         if dataset in seed_tables():
             caption, table = comparison_table(frame, dataset, several_seeds=several)
@@ -213,5 +224,5 @@ def render(metrics_dir: str | Path, datasets: list[str], pairs: list[str], metho
                   markdown_table(frame, BOUNDARY_COLUMNS), ""]
         if several:
             caption, table = spread_table(runs)
-            parts += [caption, "", table, ""]
+            parts += [caption, "", table, "", noise_sentence(runs), ""]
     return "\n".join(parts)
