@@ -4,7 +4,9 @@ run: queue the points of params.yaml's studies.NAME as DVC experiments
 (`dvc exp run --queue`), run the queue (`dvc queue start`), wait, then render.
 Points already run on this commit with the same params are reused, not retrained.
 render: write metrics/studies/NAME.md, NAME.png and charts/NAME.tsv (drawn by
-`dvc plots show`) from DVC's experiment records (`dvc exp show --json`)."""
+`dvc plots show`) from DVC's experiment records (`dvc exp show --json`); a study
+whose points run several seeds (or `model: all`) gets means ± std and paired
+differences instead, read from each experiment's commit (bpkd.study.seeded)."""
 from bpkd import cli
 
 ap = cli.parser(__doc__)
@@ -21,9 +23,11 @@ args = ap.parse_args()
 
 
 def main():
+    from pathlib import Path
+
     import yaml
 
-    from bpkd.study import queue, records, render, spec
+    from bpkd.study import queue, records, render, seeded, spec
 
     with open("params.yaml") as f:
         tree = yaml.safe_load(f)
@@ -41,7 +45,12 @@ def main():
     if baseline is None:
         raise spec.StudyError("dvc exp show found no commit: a study runs experiments on a git commit")
     done = {r.name: r for r in experiments if r.state == "success"}
-    for path in render.write(study, baseline, done, args.out):
+    ours = [done[p.experiment(study.name)] for p in study.points if p.experiment(study.name) in done]
+    if seeded.several(study, ours):  # several seeds a point: means, spreads and paired differences
+        written = seeded.write(study, done, Path(args.out))
+    else:
+        written = render.write(study, baseline, done, args.out)
+    for path in written:
         print(path)
     print(open(f"{args.out}/{study.name}.md").read())
 

@@ -1,0 +1,157 @@
+"""A study's tables when its points run several seeds.
+
+Each experiment's files are read from its own git commit (``git archive <rev>``): the
+evaluations and costs DVC records as metrics, and the step logs the table also needs
+(the final decode CE, the term balance), which DVC does not. Two kinds:
+
+- ``model: all`` (``studies.seeds``): the report's own tables
+  (:func:`bpkd.report.tables.render`) of the experiment, at its seeds: every student
+  as mean ± std (n), the paired differences to S and to CWD, the train time;
+- a model (``studies.bpkd_terms``): one row per point, mean ± std over its seeds of
+  mIoU, edge mIoU, body mIoU, BF and the final decode CE, each term's final gradient
+  balance, and its paired differences (mean ± SE over the shared seeds,
+  :func:`bpkd.report.spread.paired`) to the reference point and to the baseline
+  student of the same experiment.
+"""
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pandas as pd
+from tabulate import tabulate
+
+from .. import layout
+from ..report.spread import MARK, paired
+from .records import Record, get
+from .spec import Study, StudyError
+
+EVAL = {"mIoU": "mIoU", "edge mIoU": "mIoU_edge", "body mIoU": "mIoU_body", "BF": "mBF"}
+REFERENCE = "published"  # the point other points are paired with, when the study has it
+
+
+def materialize(rev: str, dst: Path, cwd: str = ".") -> Path:
+    """``metrics/`` as experiment ``rev`` committed it, under ``dst``; returns ``dst/metrics``."""
+    proc = subprocess.run(["git", "archive", "--format=tar", rev, "metrics"], cwd=cwd, capture_output=True)
+    if proc.returncode != 0:
+        raise StudyError(f"git archive {rev} metrics failed: {proc.stderr.decode()[-1000:]}")
+    with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tar:
+        tar.extractall(dst, filter="data")
+    return dst / "metrics"
+
+
+def seeds_of(params: dict, model: str) -> list[int]:
+    key = {"baseline": "baseline_seeds", "baseline_same_compute": "same_compute_seeds"}.get(model, "seeds")
+    return list(get(params, key) or [])
+
+
+def several(study: Study, records: list[Record]) -> bool:
+    return study.model == "all" or any(len(seeds_of(r.params, study.model)) > 1 for r in records)
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def per_seed(metrics: Path, dataset: str, pair: str, model: str, seeds: list[int]) -> pd.DataFrame:
+    """One row per seed that has an evaluation: its scores, its final decode CE and its
+    last logged gradient balance of each term (``balance.*``)."""
+    rows = []
+    for seed in seeds:
+        # layout's paths start with metrics/, as in the experiment's commit
+        scores = _json(metrics.parent / layout.eval_json(dataset, pair, model, seed))
+        if not scores:
+            continue
+        log = _json(metrics.parent / layout.train_log(dataset, pair, model, seed) / "metrics.json")
+        rows.append({"seed": seed, **{col: scores.get(key) for col, key in EVAL.items()},
+                     "decode CE": log.get("decode.loss_ce"),
+                     **{k: v for k, v in log.items() if k.startswith("balance.") and k != "balance.ce_grad_norm"}})
+    return pd.DataFrame(rows).set_index("seed") if rows else pd.DataFrame()
+
+
+def _spread(values: pd.Series | None) -> str:
+    if values is None:
+        return "—"
+    v = values.dropna().astype(float)
+    if v.empty:
+        return "—"
+    return f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else f"{v.mean():.2f}"
+
+
+def _delta(d: dict | None) -> str:
+    if d is None:
+        return "—"
+    if d["se"] is None:
+        return f"{d['mean']:+.2f} (seed {d['seed']} only)"
+    return f"{d['mean']:+.2f} ± {d['se']:.2f}{' ' + MARK if d['marked'] else ''}"
+
+
+def arms_markdown(study: Study, arms: dict[str, tuple[pd.DataFrame, pd.DataFrame]], dataset: str, pair: str) -> str:
+    """``arms``: ``{point: (the model's per-seed frame, the baseline's)}``, in the study's order."""
+    reference = arms.get(REFERENCE, (None, None))[0]
+    terms = sorted({c for own, _ in arms.values() for c in own.columns if c.startswith("balance.")})
+    rows = []
+    for point, (own, base) in arms.items():
+        col = own["mIoU"] if "mIoU" in own else None
+        rows.append([point, str(len(own)), *[_spread(own.get(c)) for c in (*EVAL, "decode CE")],
+                     *[_spread(own.get(t)) for t in terms],
+                     _delta(paired(col, reference["mIoU"])) if point != REFERENCE and col is not None
+                     and reference is not None and "mIoU" in reference else "",
+                     _delta(paired(col, base["mIoU"])) if col is not None and "mIoU" in base else "—"])
+    headers = ["point", "n", "mIoU(%)", "edge mIoU(%)", "body mIoU(%)", "BF(%)", "final decode CE",
+               *[f"final ‖∇{t.removeprefix('balance.')}‖/‖∇CE‖" for t in terms],
+               f"Δ mIoU vs {REFERENCE}", "Δ mIoU vs S"]
+    return (f"## {dataset} / {pair}\n\n"
+            + tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True) + "\n")
+
+
+def write(study: Study, experiments: dict[str, Record], out_dir: Path, cwd: str = ".") -> list[Path]:
+    """Render a several-seed study to ``<out_dir>/<name>.md``; returns the paths written."""
+    import tempfile
+
+    from ..atomic import write_text
+    from ..report.tables import render
+
+    missing = [p.experiment(study.name) for p in study.points if p.experiment(study.name) not in experiments]
+    header = (f"# Study `{study.name}`\n\nRendered by `python -m bpkd.study render {study.name}` from each "
+              "experiment's own commit (DVC's experiment records: `dvc exp show`). "
+              + (f"Not run yet: {', '.join(missing)}. " if missing else ""))
+    with tempfile.TemporaryDirectory() as tmp:
+        if study.model == "all":
+            parts = [header + "Each student's numbers are its mean over the seeds it ran.\n"]
+            for point in study.points:
+                record = experiments.get(point.experiment(study.name))
+                if record is None:
+                    continue
+                metrics = materialize(record.rev, Path(tmp) / point.label, cwd)
+                params = record.params
+                parts.append(render(metrics, get(params, "datasets"), get(params, "pairs"), get(params, "methods"),
+                                    level=2, seeds=seeds_of(params, "seeds"), released=get(params, "released") or [],
+                                    baseline_seeds=seeds_of(params, "baseline"),
+                                    same_compute_seeds=seeds_of(params, "baseline_same_compute")))
+            text = "\n".join(parts)
+        else:
+            parts = [header + f"{study.model} student per point: mean ± sample std over the seeds it ran (n); "
+                     f"Δ: paired over the shared seeds, mean ± SE, {MARK}: |Δ| > 2 SE; final: at the last "
+                     "training step (the balance: gradient norm of the weighted term over the decode CE's, "
+                     "bpkd.distill.term_balance).\n"]
+            tables: dict[tuple[str, str], dict] = {}
+            for point in study.points:
+                record = experiments.get(point.experiment(study.name))
+                if record is None:
+                    continue
+                metrics = materialize(record.rev, Path(tmp) / point.label, cwd)
+                for dataset in get(record.params, "datasets") or []:
+                    for pair in get(record.params, "pairs") or []:
+                        own = per_seed(metrics, dataset, pair, study.model, seeds_of(record.params, study.model))
+                        base = per_seed(metrics, dataset, pair, "baseline", seeds_of(record.params, "baseline"))
+                        tables.setdefault((dataset, pair), {})[point.label] = (own, base)
+            for (dataset, pair), arms in tables.items():
+                parts.append(arms_markdown(study, arms, dataset, pair))
+            text = "\n".join(parts)
+    path = Path(out_dir) / f"{study.name}.md"
+    write_text(path, text)
+    return [path]

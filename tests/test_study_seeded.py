@@ -1,0 +1,84 @@
+"""A study whose points run several seeds: its table from each experiment's own commit."""
+import json
+import subprocess
+
+import yaml
+
+from bpkd.study import seeded
+from bpkd.study.records import Record
+from bpkd.study.spec import load
+
+PAIR = "hrnet_w48_w18s"
+
+
+def _git(repo, *args):
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def _commit(repo, files: dict[str, dict]) -> str:
+    """A commit whose metrics/ holds exactly ``files`` (path -> JSON content); its sha."""
+    subprocess.run(["rm", "-rf", str(repo / "metrics")], check=True)
+    for path, content in files.items():
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_text(json.dumps(content))
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "exp", "--allow-empty")
+    return _git(repo, "rev-parse", "HEAD")
+
+
+def _run(model, seed, miou, ce, balance=None):
+    ev = f"metrics/eval/synthetic/{PAIR}/seed{seed}/{model}.json"
+    log = f"metrics/synthetic/{PAIR}/train/seed{seed}/{model}/metrics.json"
+    return {ev: {"mIoU": miou, "mIoU_edge": miou - 20, "mIoU_body": miou + 5, "mBF": 30.0},
+            log: {"decode.loss_ce": ce, **(balance or {}), "balance.ce_grad_norm": 9.0}}
+
+
+TREE = {"methods": ["bpkd"], "seeds": [0], "baseline_seeds": [0], "loss": {"edge_weight": 50.0},
+        "studies": {"arms": {"model": "bpkd", "points": {"published": {}, "edge_only_tenth": {"loss.edge_weight": 5.0}},
+                             "set": {"seeds": [0, 1, 2], "baseline_seeds": [0, 1, 2]}}}}
+
+
+def test_arms_are_paired_with_the_reference_point_and_the_baseline_seed_by_seed(tmp_path):
+    _git(tmp_path, "init", "-q")
+    study = load(TREE, "arms")
+    params = {"datasets": ["synthetic"], "pairs": [PAIR], "seeds": [0, 1, 2], "baseline_seeds": [0, 1, 2]}
+    baseline = {k: v for s, m in enumerate([44.0, 40.0, 45.0]) for k, v in _run("baseline", s, m, 0.9).items()}
+    published = dict(baseline, **{k: v for s, m in enumerate([36.0, 35.0, 37.0])
+                                  for k, v in _run("bpkd", s, m, 1.0, {"balance.bpkd_edge": 2.0 + s}).items()})
+    tenth = dict(baseline, **{k: v for s, m in enumerate([40.0, 38.0, 41.0])
+                              for k, v in _run("bpkd", s, m, 0.95, {"balance.bpkd_edge": 0.2}).items()})
+    records = {name: Record(name, _commit(tmp_path, files), "success", params, {})
+               for name, files in (("arms-published", published), ("arms-edge_only_tenth", tenth))}
+    assert seeded.several(study, list(records.values()))
+    [path] = seeded.write(study, records, tmp_path / "out", cwd=str(tmp_path))
+    rows = {c[0]: c for c in ([x.strip() for x in line.strip("|").split("|")]
+                              for line in path.read_text().splitlines() if line.startswith("| "))}
+    assert rows["point"] == ["point", "n", "mIoU(%)", "edge mIoU(%)", "body mIoU(%)", "BF(%)", "final decode CE",
+                             "final ‖∇bpkd_edge‖/‖∇CE‖", "Δ mIoU vs published", "Δ mIoU vs S"]
+    # By hand: published 36, 35, 37 -> 36.00 ± 1.00; vs S: -8, -5, -8 -> -7.00 ± 1.00, beyond 2 SE;
+    # the tenth: 40, 38, 41 -> 39.67 ± 1.53; vs published: 4, 3, 4 -> +3.67 ± 0.33 *; vs S: -4, -2, -4.
+    assert rows["published"][1:] == ["3", "36.00 ± 1.00", "16.00 ± 1.00", "41.00 ± 1.00", "30.00 ± 0.00",
+                                     "1.00 ± 0.00", "3.00 ± 1.00", "", "-7.00 ± 1.00 *"]
+    assert rows["edge_only_tenth"][1:] == ["3", "39.67 ± 1.53", "19.67 ± 1.53", "44.67 ± 1.53", "30.00 ± 0.00",
+                                           "0.95 ± 0.00", "0.20 ± 0.00", "+3.67 ± 0.33 *", "-3.33 ± 0.67 *"]
+
+
+def test_a_study_of_all_students_renders_the_reports_tables_of_its_experiment(tmp_path):
+    _git(tmp_path, "init", "-q")
+    tree = yaml.safe_load(yaml.safe_dump(TREE))
+    tree["same_compute_seeds"] = []
+    tree["studies"] = {"seeds": {"model": "all", "points": {"three": {}},
+                                 "set": {"seeds": [0, 1], "baseline_seeds": [0, 1]}}}
+    study = load(tree, "seeds")
+    files = {}
+    for model, mious in {"baseline": [40.0, 42.0], "bpkd": [38.0, 39.0]}.items():
+        for seed, m in enumerate(mious):
+            files.update({k: v for k, v in _run(model, seed, m, 1.0).items() if "/eval/" in k})
+    params = {"datasets": ["synthetic"], "pairs": [PAIR], "methods": ["bpkd"], "seeds": [0, 1],
+              "baseline_seeds": [0, 1], "same_compute_seeds": [], "released": []}
+    record = Record("seeds-three", _commit(tmp_path, files), "success", params, {})
+    [path] = seeded.write(study, {"seeds-three": record}, tmp_path / "out", cwd=str(tmp_path))
+    text = path.read_text()
+    assert "## Results" in text and "Spread over seeds" in text
+    # BPKD - S over seeds 0, 1: -2, -3 -> -2.50 ± 0.50 (n=2), beyond 2 SE? 2.5 > 1.0: yes.
+    assert "BPKD(Ours) vs S -2.50 ± 0.50 (n=2)" in text
