@@ -57,3 +57,27 @@ def test_half_written_outputs_and_work_dirs_are_leftovers(tmp_path):
     (tmp_path / "data/work/x/iter_2.pth").write_bytes(b"resume point")  # never cleaned up
     assert chaos.leftovers(tmp_path) == ["data/models/synthetic/.bpkd.pth.tmp-41", "data/weights.pth.part",
                                          "data/work/x/iter_2.pth", "metrics/eval/.bpkd.json.old-7"]
+
+
+def test_the_comparison_leaves_timings_out_and_masks_only_the_train_time_cells(tmp_path):
+    """Cost records differ in every run (timings): the comparison drops them, and compares
+    the report's tables with their train-time cells masked, nothing else."""
+    def lock(wall_md5, readme_md5):
+        return {"schema": "2.0", "stages": {
+            "baseline@s-p-0": {"cmd": "c", "deps": [{"path": "src", "md5": "a"}],
+                               "outs": [{"path": "data/m.pth", "md5": "m"},
+                                        {"path": "metrics/cost/s/p/seed0/baseline.json", "md5": wall_md5}]},
+            "report": {"cmd": "r", "deps": [{"path": "metrics/cost", "md5": wall_md5 + ".dir"}],
+                       "outs": [{"path": "README.md", "md5": readme_md5}]}}}
+
+    assert chaos.without_timings(lock("w1", "r1")) == chaos.without_timings(lock("w2", "r2"))
+    assert chaos.without_timings(lock("w1", "r1"))["stages"]["baseline@s-p-0"]["outs"] == [
+        {"path": "data/m.pth", "md5": "m"}]
+    a, b = tmp_path / "a", tmp_path / "b"
+    for root, cost, score in ((a, "2.41×", "44.67"), (b, "2.38×", "44.67")):
+        (root / "metrics").mkdir(parents=True)
+        (root / "README.md").write_text(f"| BPKD | {score} | {cost} |\n")
+        (root / "metrics" / "tables.md").write_text(f"| BPKD | {score} | {cost} |\n")
+    assert chaos.timed_differ(a, b) == []
+    (b / "README.md").write_text("| BPKD | 44.68 | 2.38× |\n")  # a score that differs is still caught
+    assert chaos.timed_differ(a, b) == ["README.md"]
