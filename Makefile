@@ -30,7 +30,7 @@ plots: $(STAMP) $(OFFLINE_PAGE)
 test: $(STAMP) $(OFFLINE_PAGE)
 	$(BIN)/python -m pytest
 
-# Every stage on the smoke profile in a scratch copy; dvc.lock, metrics/ and data/ untouched (14 min on 2 busy cores).
+# Every stage on the smoke profile in a scratch copy; dvc.lock, metrics/ and data/ untouched (minutes).
 check: $(STAMP)
 	$(BIN)/python -m bpkd.devtools.check
 

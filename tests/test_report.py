@@ -250,6 +250,9 @@ def test_the_baseline_seeds_spread_stands_beside_each_gain(tmp_path):
     text = render(tmp_path, ["synthetic"], [PAIR], ["cwd", "bpkd"], seeds=[0], baseline_seeds=[0, 1, 2])
     lines = text.splitlines()
     assert "The baseline student ran once per seed (0, 1, 2), each distilled student once per seed (0)" in text
+    # The generated reading lines: seeds per row, the one threshold, where BPKD is explained.
+    assert "- Seeds per row (synthetic): S: HRNetV2P-W18S: n = 3; BPKD(Ours): n = 1." in text
+    assert "exceeds 2 SE over the seeds both rows ran" in text and "(docs/bpkd.md)" in text
     results = {}
     for c in map(_cells, lines):  # the seed layout's rows come first (the boundary table's after)
         if len(c) == 5:

@@ -1,14 +1,14 @@
 """The seed's reported numbers beside the measured ones.
 
-``seed_tables.yaml`` next to this module holds the three tables of the seed README
+``seed_tables.yaml`` next to this module holds the three tables of the paper's README
 (Liu et al., "BPKD: Boundary Privileged Knowledge Distillation for Semantic
 Segmentation", WACV 2024, arXiv:2306.08075; github.com/AkideLiu/BPKD, "Results and
 models"): FLOPs, parameters, mIoU and mAcc per dataset, pair and row, as printed.
 It is the one place these numbers live (``weights/registry.yaml`` says where each
 released file is, not what it scored); ``tests/test_seed_tables.py`` checks it
-against the seed README.
+against the paper's README.
 
-For a dataset the seed reports, :func:`comparison_table` puts each measured
+For a dataset the paper reports, :func:`comparison_table` puts each measured
 mIoU/mAcc (the mean over seeds, as in the other tables) beside the reported one,
 with the difference, and marks the rows whose mIoU is more than
 :data:`MARK_ABOVE` points away.
@@ -99,7 +99,7 @@ def comparison_table(frame: pd.DataFrame, dataset: str, several_seeds: bool = Fa
                      number(d_miou, "+.2f") + (f" {MARK}" if marked else ""),
                      number(r["mAcc(%)"]), number(paper.get("macc")), number(d_macc, "+.2f")])
     headers = ["Pair", "Methods", "mIoU(%)", "reported mIoU(%)", "Δ mIoU", "mAcc(%)", "reported mAcc(%)", "Δ mAcc"]
-    caption = ("Against the seed's reported numbers (its README's table): Δ = measured − reported, in points"
+    caption = ("Against the paper's reported numbers (its README's table): Δ = measured − reported, in points"
                + (", a trained student's measured number being its mean over seeds" if several_seeds else "")
                + f"; {MARK}: |Δ mIoU| > {MARK_ABOVE}; `—` in the measured columns: not run here.")
     return caption, tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)

@@ -1,6 +1,6 @@
 """Regenerate the paper's results tables from ``metrics/`` alone.
 
-One table per dataset in the seed README's layout
+One table per dataset in the layout of the paper's README
 (``| Methods | FLOPs(G) | Parameters(M) | mIoU(%) | mAcc(%) |``), rows
 ``T: <teacher>``, ``S: <student>``, then each method, per pair. A run that has not
 happened shows ``—``, never a number.
@@ -17,8 +17,8 @@ compares each method with the baseline's mean and puts the baseline's seed std (
 noise floor) beside each Δ; a spread table (:func:`spread_table`) gives each
 student's standard deviation and its paired differences.
 
-On a dataset the seed reports (not ``synthetic``), a third view puts each measured
-mIoU/mAcc beside the seed's (:mod:`bpkd.report.reported`).
+On a dataset the paper reports (not ``synthetic``), a third view puts each measured
+mIoU/mAcc beside the paper's (:mod:`bpkd.report.reported`).
 """
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def runs_frame(metrics_dir: Path, dataset: str, pairs: list[str], methods: list[
 
 def dataset_frame(metrics_dir: Path, dataset: str, pairs: list[str], methods: list[str],
                   runs: pd.DataFrame, same_compute: bool = False) -> pd.DataFrame:
-    """The seed README's rows, each student's numbers the mean over its seeds
+    """The rows of the paper's README, each student's numbers the mean over its seeds
     (``runs``: :func:`runs_frame` of the same dataset), with ``n`` (its runs) and
     ``mIoU std`` (their sample std, None below two runs)."""
     complexity = {r["arch"]: r for r in (_read(metrics_dir / "complexity" / f"{dataset}.json") or [])}
@@ -115,8 +115,8 @@ def with_spread(frame: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-COMPLEXITY_CAPTION = ("FLOPs(G) and Parameters(M) are counted as the seed counts them, so they compare with "
-                      "its tables: one 512×512 image, 150-class (ADE20K) heads for every dataset "
+COMPLEXITY_CAPTION = ("FLOPs(G) and Parameters(M) are counted as the paper's README counts them, so they compare "
+                      "with its tables: one 512×512 image, 150-class (ADE20K) heads for every dataset "
                       "(`bpkd.models.complexity`); the dataset's own heads are under `dataset_heads` in "
                       "`metrics/complexity/<dataset>.json`.")
 SEED_COLUMNS = ["Methods", "FLOPs(G)", "Parameters(M)", "mIoU(%)", "mAcc(%)"]
@@ -159,8 +159,9 @@ def gains_table(frame: pd.DataFrame, methods: list[str]) -> str:
 
 GAINS_CAPTION = "Gains of each distilled student:"
 GAINS_NOISE_CAPTION = ("Gains of each distilled student (Δ vs S: against the baseline's mean over its seeds; "
-                       "S seed std: the baseline's sample standard deviation over those seeds, its noise floor, "
-                       "so a |Δ| within it is within the seed noise):")
+                       "S seed std: the baseline's sample standard deviation over those seeds, for scale; whether "
+                       "a difference exceeds the seed noise is read from the spread table's paired Δ, "
+                       "|Δ| > 2 SE, nowhere else):")
 
 
 def _band_caption(frame: pd.DataFrame) -> str:
@@ -194,6 +195,28 @@ def _seeds_caption(seeds: list[int], baseline_seeds: list[int]) -> str | None:
             "std, its noise floor, beside each Δ vs S, and the spread table pairs the runs of a shared seed.")
 
 
+def _reading(datasets: list[str], runs: dict[str, pd.DataFrame]) -> str:
+    """What the numbers mean, in a few generated lines: the data, the seeds each row
+    ran, the one noise threshold, and where BPKD's place is explained."""
+    lines = []
+    if "synthetic" in datasets:
+        lines.append("- On `synthetic` these numbers measure the methods on the pipeline's own generated street scenes "
+                     "([datasets](docs/datasets.md)), not the paper's claims.")
+    for dataset, frame in runs.items():
+        trained = frame[frame["seed"].notna()]
+        counts = trained.groupby("Methods", sort=False)["seed"].nunique()
+        if len(counts):
+            by_n: dict[int, list[str]] = {}
+            for label, n in counts.items():
+                by_n.setdefault(int(n), []).append(label)
+            lines.append(f"- Seeds per row ({dataset}): " + "; ".join(
+                f"{', '.join(labels)}: n = {n}" for n, labels in sorted(by_n.items(), reverse=True)) + ".")
+    lines.append("- A difference is read as beyond the seed noise only when its paired mean exceeds 2 SE over the "
+                 "seeds both rows ran (the spread table's *); a row with one seed is not judged.")
+    lines.append("- Why BPKD lands where it does on the demo: [docs/bpkd.md](docs/bpkd.md).")
+    return "\n".join(lines)
+
+
 def render(metrics_dir: str | Path, datasets: list[str], pairs: list[str], methods: list[str],
            level: int = 1, seeds: list[int] = (0,), released: list[str] = (),
            baseline_seeds: list[int] | None = None, same_compute_seeds: list[int] = ()) -> str:
@@ -211,8 +234,11 @@ def render(metrics_dir: str | Path, datasets: list[str], pairs: list[str], metho
     caption = _seeds_caption(seeds, [] if "baseline" in released else baseline_seeds)
     if caption:
         parts += [caption, ""]
+    frames = {dataset: runs_frame(metrics_dir, dataset, pairs, methods, seeds, released, baseline_seeds,
+                                  same_compute_seeds) for dataset in datasets}
+    parts += [_reading(datasets, frames), ""]
     for dataset in datasets:
-        runs = runs_frame(metrics_dir, dataset, pairs, methods, seeds, released, baseline_seeds, same_compute_seeds)
+        runs = frames[dataset]
         frame = dataset_frame(metrics_dir, dataset, pairs, methods, runs, bool(same_compute_seeds))
         parts += [f"{h}# {DATASET_TITLES.get(dataset, dataset)}", "", markdown_table(with_spread(frame)), ""]
         if dataset in seed_tables():
