@@ -252,6 +252,8 @@ def test_the_baseline_seeds_spread_stands_beside_each_gain(tmp_path):
     assert "The baseline student ran once per seed (0, 1, 2), each distilled student once per seed (0)" in text
     # The generated reading lines: seeds per row, the one threshold, where BPKD is explained.
     assert "- Seeds per row (synthetic): S: HRNetV2P-W18S: n = 3; BPKD(Ours): n = 1." in text
+    # std 2.00 over 3 seeds: 2 x sqrt(2 / chi2(0.975, 2) = 7.378) = 1.04, 2 x sqrt(2 / chi2(0.025, 2) = 0.0506) = 12.57
+    assert "- Noise floor (synthetic): the baseline's seed std is 2.00 mIoU over 3 seeds (95 % interval 1.04–12.57)." in text
     assert "exceeds 2 SE over the seeds both rows ran" in text and "(docs/bpkd.md)" in text
     results = {}
     for c in map(_cells, lines):  # the seed layout's rows come first (the boundary table's after)

@@ -195,6 +195,15 @@ def _seeds_caption(seeds: list[int], baseline_seeds: list[int]) -> str | None:
             "std, its noise floor, beside each Δ vs S, and the spread table pairs the runs of a shared seed.")
 
 
+def noise_interval(std: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The ``level`` confidence interval of a normal population's std from a sample std
+    over ``n`` runs (chi-square with n - 1 degrees of freedom)."""
+    from scipy.stats import chi2
+
+    df = n - 1
+    return std * (df / chi2.ppf(1 - (1 - level) / 2, df)) ** 0.5, std * (df / chi2.ppf((1 - level) / 2, df)) ** 0.5
+
+
 def _reading(datasets: list[str], runs: dict[str, pd.DataFrame]) -> str:
     """What the numbers mean, in a few generated lines: the data, the seeds each row
     ran, the one noise threshold, and where BPKD's place is explained."""
@@ -211,6 +220,11 @@ def _reading(datasets: list[str], runs: dict[str, pd.DataFrame]) -> str:
                 by_n.setdefault(int(n), []).append(label)
             lines.append(f"- Seeds per row ({dataset}): " + "; ".join(
                 f"{', '.join(labels)}: n = {n}" for n, labels in sorted(by_n.items(), reverse=True)) + ".")
+        base = trained.loc[trained["model"] == "baseline", "mIoU(%)"].dropna().astype(float)
+        if len(base) >= 3:
+            low, high = noise_interval(float(base.std(ddof=1)), len(base))
+            lines.append(f"- Noise floor ({dataset}): the baseline's seed std is {base.std(ddof=1):.2f} mIoU over "
+                         f"{len(base)} seeds (95 % interval {low:.2f}–{high:.2f}).")
     lines.append("- A difference is read as beyond the seed noise only when its paired mean exceeds 2 SE over the "
                  "seeds both rows ran (the spread table's *); a row with one seed is not judged.")
     lines.append("- Why BPKD lands where it does on the demo: [docs/bpkd.md](docs/bpkd.md).")
