@@ -47,15 +47,7 @@ def measure(model, batches: list[dict], loss_params: dict, image_hw: tuple[int, 
         sums[key] = sums.get(key, 0.0) + value / len(batches)
 
     for data in batches:
-        model.student.train()
-        data = model.student.data_preprocessor(data, True)
-        inputs, samples = data["inputs"], data["data_samples"]
-        with torch.no_grad():
-            model.teacher._forward(inputs)
-        t = model.rec_t.take(False)
-        losses = model.student.loss(inputs, samples)
-        s = model.rec_s.take(False)
-        labels = torch.stack([d.gt_sem_seg.data.squeeze(0) for d in samples]).long()
+        s, t, labels, losses = model.forward(data)
         k = s.logits.shape[1]
         terms = {"ce": losses["decode.loss_ce"]}
         bpkd = BPKDLoss(scaled, num_classes=k, student_channels=0, teacher_channels=0)(s, t, labels)

@@ -125,12 +125,9 @@ class _Pair:
         self.rec_t = HeadRecorder(self.teacher.decode_head.conv_seg)
         self.params = [p for p in self.student.parameters() if p.requires_grad]
 
-    def terms(self, data: dict, loss_params: dict, pixel_kd_settings: dict) -> dict[str, torch.Tensor]:
-        """Every measured term on one batch, with the student in training mode."""
-        from ..distill.losses.bpkd import EDGE_NORMS, BPKDLoss
-        from ..distill.losses.cwd import CWDLoss
-        from ..distill.losses.kd import pixel_kd
-
+    def forward(self, data: dict):
+        """One batch through the teacher (no grad) and the student in training mode:
+        ``(student logits, teacher logits, labels, the student's own losses)``."""
         self.student.train()
         data = self.student.data_preprocessor(data, True)
         inputs, samples = data["inputs"], data["data_samples"]
@@ -140,6 +137,15 @@ class _Pair:
         losses = self.student.loss(inputs, samples)
         s = self.rec_s.take(False)
         labels = torch.stack([d.gt_sem_seg.data.squeeze(0) for d in samples]).long()
+        return s, t, labels, losses
+
+    def terms(self, data: dict, loss_params: dict, pixel_kd_settings: dict) -> dict[str, torch.Tensor]:
+        """Every measured term on one batch, with the student in training mode."""
+        from ..distill.losses.bpkd import EDGE_NORMS, BPKDLoss
+        from ..distill.losses.cwd import CWDLoss
+        from ..distill.losses.kd import pixel_kd
+
+        s, t, labels, losses = self.forward(data)
         k = s.logits.shape[1]
         out = {"ce": losses["decode.loss_ce"]}
         for norm in EDGE_NORMS:
