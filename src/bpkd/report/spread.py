@@ -123,8 +123,7 @@ def _one_seed_caption(found: list[dict]) -> str:
     methods = [r for r in found if r["model"] != "baseline"]
     who = "The distilled students" if len(single) == len(methods) else ", ".join(r["Methods"] for r in single)
     return (f" {who} ran one seed ({', '.join(map(str, seeds))}): a Δ over one shared seed is the plain "
-            "difference on that seed, with no standard error or test; the gains table sets it against the "
-            "baseline's seed std.")
+            "difference on that seed, with no standard error or test, so it is not judged against the noise.")
 
 
 def spread_table(runs: pd.DataFrame, metric: str = "mIoU(%)") -> tuple[str, str]:
