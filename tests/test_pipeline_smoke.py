@@ -143,7 +143,10 @@ def test_plots_page_is_the_curated_set_without_warnings(smoke_repo):
     assert [i for i in ids if page["data"][i][0]["type"] == "image"] == [QUALITATIVE] + BOUNDARY_PANELS
     terms = {row["method"] for row in page["data"][CURATED[3][0]][0]["content"]["data"]["values"]}
     assert terms == set(MODELS[2:])  # every method's panel
-    bars = page["data"][CURATED[4][0]][0]["content"]["data"]["values"]
+    balance = page["data"][CURATED[4][0]][0]["content"]["data"]["values"]
+    assert {row["method"] for row in balance} == set(MODELS[2:])  # every method's term balance (interval 1)
+    assert {(row["method"], row["term"]) for row in balance} >= {("bpkd", "bpkd_edge"), ("bpkd", "bpkd_body")}
+    bars = page["data"][CURATED[5][0]][0]["content"]["data"]["values"]
     assert {row["model"] for row in bars} == set(MODELS) and {row["class"] for row in bars} >= {"road", "car"}
 
 
