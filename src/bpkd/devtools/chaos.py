@@ -180,7 +180,7 @@ def without_timings(lock: dict) -> dict:
     the outputs that show them (:data:`TIMED`, compared by :func:`timed_differ`)."""
     def keep(entries):
         return [{"path": e["path"]} if e["path"] in TIMED else e for e in entries or []
-                if not e["path"].startswith(TIMINGS) and e["path"].rstrip("/") != TIMINGS.rstrip("/")]
+                if not f"{e['path'].rstrip('/')}/".startswith(TIMINGS)]  # the folder itself or a file in it
 
     return {**lock, "stages": {name: {**stage, "outs": keep(stage.get("outs")), "deps": keep(stage.get("deps"))}
                                for name, stage in lock["stages"].items()}}

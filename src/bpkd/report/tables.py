@@ -57,7 +57,7 @@ def _entries(pair: str, methods: list[str], same_compute: bool = False) -> list[
 
 
 # What each training run cost (bpkd.training.cost), beside its evaluation.
-COST_KEYS = {"wall_s": "wall_s", "host_class": "host_class"}
+COST_KEYS = ("wall_s", "host_class")
 
 
 def runs_frame(metrics_dir: Path, dataset: str, pairs: list[str], methods: list[str],
@@ -81,7 +81,7 @@ def runs_frame(metrics_dir: Path, dataset: str, pairs: list[str], methods: list[
                 cost = _read(Path(layout.cost_json(dataset, pair, model, seed, metrics=str(metrics_dir)))) or {}
                 rows.append({"pair": pair, "model": model, "Methods": label, "seed": seed,
                              **{col: m.get(key) for col, key in EVAL_KEYS.items()},
-                             **{col: cost.get(key) for col, key in COST_KEYS.items()}})
+                             **{key: cost.get(key) for key in COST_KEYS}})
     return pd.DataFrame(rows, columns=["pair", "model", "Methods", "seed", *EVAL_KEYS, *COST_KEYS])
 
 
