@@ -81,3 +81,25 @@ def test_the_comparison_leaves_timings_out_and_masks_only_the_train_time_cells(t
     assert chaos.timed_differ(a, b) == []
     (b / "README.md").write_text("| BPKD | 44.68 | 2.38× |\n")  # a score that differs is still caught
     assert chaos.timed_differ(a, b) == ["README.md"]
+
+
+def test_a_kill_aimed_at_a_stage_that_ends_first_is_tried_again_on_that_stage_alone(tmp_path):
+    """Stage times vary between runs (a busy host): a stage that ends before its planned
+    moment is rerun alone (``dvc repro -f -s``) with half the delay, until the kill lands
+    inside it; the kill that fell in the next stage's start is not counted as a hit."""
+    from bpkd.devtools.scratch import run
+
+    run(["git", "init", "-q"], tmp_path)
+    run(["dvc", "init", "-q"], tmp_path)
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n"
+        "  quick:\n    cmd: sleep 1.5 && echo a > a.txt\n    outs: [a.txt]\n"
+        "  next:\n    cmd: sleep 30 && cat a.txt > b.txt\n    deps: [a.txt]\n    outs: [b.txt]\n")
+    events = chaos.kill_inside(tmp_path, chaos.Kill(stage="quick", delay=6.0), log=lambda line: None)
+    # 6 s: quick ends first, the kill falls at next's start; 3 s alone: it ends first
+    # again; 1.5 s alone: on its edge; 0.75 s alone: inside.
+    assert events[0]["killed"] and events[0]["stage"] == "next", events
+    assert all(e["planned"].endswith("(run again alone)") for e in events[1:]), events
+    assert events[-1]["killed"] and events[-1]["stage"] == "quick", events
+    assert [e["planned"].split(" s ")[0] for e in events][:2] == ["6.0", "3.0"]
+    assert not (tmp_path / "b.txt").exists()  # every try was killed before `next` could finish
