@@ -27,12 +27,27 @@ def test_shipped_studies_are_valid_and_sweep_the_papers_ablations():
     assert studies["edge_weight"].points[1].experiment("edge_weight") == "edge_weight-5"
 
 
+def test_a_studys_targets_expand_over_each_points_seeds_and_stop_its_experiments_there():
+    terms = spec.load(TREE, "bpkd_terms")
+    assert terms.points[0].targets == tuple(f"evaluate@synthetic-{PAIR}-bpkd-{s}" for s in (0, 1, 2))
+    assert spec.load(TREE, "edge_weight").points[0].targets == ()  # no targets: the whole DAG
+    tree = copy.deepcopy(TREE)
+    tree["studies"]["two"] = {"model": "bpkd", "points": {"a": {}}, "set": {"seeds": [4, 5]},
+                              "targets": ["evaluate@{dataset}-{pair}-bpkd-{seed}", "report"]}
+    assert spec.load(tree, "two").points[0].targets == (
+        f"evaluate@synthetic-{PAIR}-bpkd-4", f"evaluate@synthetic-{PAIR}-bpkd-5", "report")
+    del tree["studies"]["two"]["set"]  # params.yaml's own seeds: [0]
+    assert spec.load(tree, "two").points[0].targets == (f"evaluate@synthetic-{PAIR}-bpkd-0", "report")
+
+
 @pytest.mark.parametrize("study,message", [
     ({"model": "bpkd", "grid": {"loss.edge_wieght": [1.0]}}, "sweeps 'loss.edge_wieght', which params.yaml"),
     ({"model": "teacher", "grid": {"loss.edge_weight": [1.0]}}, "studies.bad.model = 'teacher' is invalid"),
     ({"model": "bpkd", "grid": {"loss": [1.0]}}, "a mapping or list"),
     ({"model": "bpkd"}, "exactly one of `grid`"),
     ({"model": "bpkd", "grid": {"loss.edge_weight": []}}, "studies.bad.grid"),
+    ({"model": "bpkd", "grid": {"loss.edge_weight": [1.0]}, "targets": "evaluate"}, "studies.bad.targets"),
+    ({"model": "bpkd", "grid": {"loss.edge_weight": [1.0]}, "targets": ["evaluate@{model}"]}, "not a stage name"),
 ])
 def test_bad_study_is_refused_naming_its_key(study, message):
     tree = copy.deepcopy(TREE)
@@ -97,13 +112,18 @@ def test_an_ablation_reruns_only_bpkd_then_a_study_runs_through_the_queue_then_a
     assert (tree["loss"]["edge_weight"], tree["loss"]["edge_norm"]) == (5.0, "frame")
     # The study's first point is the committed ablation itself (its experiment reruns
     # nothing); the second trains BPKD's branch once more.
-    tree["studies"]["two_points"] = {"model": "bpkd", "grid": {"loss.edge_weight": [5.0, 2.0]}}
+    # Its experiments stop at BPKD's evaluation (`targets`): the table reads nothing else.
+    tree["studies"]["two_points"] = {"model": "bpkd", "grid": {"loss.edge_weight": [5.0, 2.0]},
+                                     "targets": ["evaluate@{dataset}-{pair}-bpkd-{seed}"]}
     params.write_text(yaml.safe_dump(tree, sort_keys=False))
     run(["git", "add", "-A"], smoke_copy)
     run(["git", "commit", "-qm", "the smoke run"], smoke_copy)
 
     first = run(["python", "-m", "bpkd.study", "run", "two_points"], smoke_copy)
     assert "two_points-5: queued" in first.stdout and "two_points-2: queued" in first.stdout
+    ran = _ran(run(["dvc", "queue", "logs", "two_points-2"], smoke_copy).stdout)
+    assert ran == ["distill@synthetic-hrnet_w48_w18s-bpkd-0", "evaluate@synthetic-hrnet_w48_w18s-bpkd-0",
+                   "method@bpkd"], ran
     table = (smoke_copy / "metrics/studies/two_points.md").read_text()
     rows = {r[0]: r for r in ([c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()
                               if line.startswith("| "))}
@@ -138,3 +158,15 @@ def test_an_ablation_reruns_only_bpkd_then_a_study_runs_through_the_queue_then_a
              for s in (0, 1)}
     bpkd = next(line for line in spread if "BPKD" in line)
     assert f"{(evals[0] + evals[1]) / 2:.2f} ± " in bpkd
+
+    # A third point, run in the workspace (`--workspace`), not the queue: it starts from
+    # the workspace as it is (seeds 0 and 1 now), trains BPKD's branch there and leaves
+    # its params in place; the two queued points are reused.
+    tree = yaml.safe_load(params.read_text())
+    tree["studies"]["two_points"]["grid"]["loss.edge_weight"] = [5.0, 2.0, 1.0]
+    params.write_text(yaml.safe_dump(tree, sort_keys=False))
+    ws = run(["python", "-m", "bpkd.study", "run", "two_points", "--workspace"], smoke_copy)
+    assert "two_points-1: running in the workspace" in ws.stdout and ws.stdout.count(": reused") == 2, ws.stdout
+    assert yaml.safe_load(params.read_text())["loss"]["edge_weight"] == 1.0
+    table = (smoke_copy / "metrics/studies/two_points.md").read_text()
+    assert "Not run yet" not in table and any(line.startswith("| 1 ") for line in table.splitlines()), table

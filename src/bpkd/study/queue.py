@@ -1,8 +1,9 @@
-"""Running a study's points as DVC experiments through DVC's queue.
+"""Running a study's points as DVC experiments through DVC's queue (or, with
+``workspace``, one after another in the workspace).
 
 A point whose named experiment already exists on the current commit with the same
 params is reused as it is (nothing queued, nothing trained); the others are queued
-with ``dvc exp run --queue --name <study>-<point> -S key=value …`` and run by
+with ``dvc exp run --queue --name <study>-<point> -S key=value … [targets]`` and run by
 ``dvc queue start``. Inside each experiment ``dvc repro`` reruns only the stages
 that read a swept param (and DVC's run-cache restores any stage it has run before
 with the same inputs), so a point costs the branch its knobs reach.
@@ -41,8 +42,13 @@ def _dvc(args: list[str], cwd: str) -> subprocess.CompletedProcess:
     return proc
 
 
-def run(study: Study, cwd: str = ".", jobs: int = 1, poll: float = 5.0, log=print) -> dict[str, str]:
+def run(study: Study, cwd: str = ".", jobs: int = 1, poll: float = 5.0, log=print,
+        workspace: bool = False) -> dict[str, str]:
     """Queue and run the points that have no finished experiment yet; wait for them.
+    ``workspace``: run them instead one after another in the workspace (``dvc exp run``
+    without ``--queue``), so that each reuses what the workspace has run already (its
+    ``dvc.lock``), not only what the commit holds; the workspace ends with the last
+    point's params and outputs (``dvc exp apply <name>`` brings back another).
 
     Returns ``{experiment name: "reused" | "ran"}``.
     """
@@ -56,15 +62,23 @@ def run(study: Study, cwd: str = ".", jobs: int = 1, poll: float = 5.0, log=prin
             outcome[name] = "reused"
             log(f"{name}: reused (experiment {done[name].rev[:7]} of this commit)")
             continue
-        args = ["exp", "run", "--queue", "--name", name, *[a for k, v in point.overrides.items()
-                                                             for a in ("-S", _set_arg(k, v))]]
+        sets = [a for k, v in point.overrides.items() for a in ("-S", _set_arg(k, v))]
+        args = ["exp", "run", *([] if workspace else ["--queue"]), "--name", name, *sets, *point.targets]
         if name in {r.name for r in experiments}:
             args.append("--force")  # a failed or stale run of the same name is replaced
-        _dvc(args, cwd)
+        what = ', '.join(_set_arg(k, v) for k, v in point.overrides.items()) or 'defaults'
+        if workspace:
+            log(f"{name}: running in the workspace ({what})")
+            _dvc(args, cwd)
+            log(f"{name}: done, {time.monotonic() - started:.0f} s into the study")
+        else:
+            _dvc(args, cwd)
+            log(f"{name}: queued ({what})")
         outcome[name] = "ran"
-        log(f"{name}: queued ({', '.join(_set_arg(k, v) for k, v in point.overrides.items()) or 'defaults'})")
     queued = [n for n, how in outcome.items() if how == "ran"]
-    if not queued:
+    if not queued or workspace:
+        if queued:
+            log(f"study {study.name}: {len(queued)} experiment(s) ran; {time.monotonic() - started:.0f} s in all")
         return outcome
     _dvc(["queue", "start", "--jobs", str(jobs)], cwd)
     states: dict[str, str] = {}

@@ -6,7 +6,9 @@ evaluations and costs DVC records as metrics, and the step logs the table also n
 
 - ``model: all`` (``studies.seeds``): the report's own tables
   (:func:`bpkd.report.tables.render`) of the experiment, at its seeds: every student
-  as mean ± std (n), the paired differences to S and to CWD, the train time;
+  as mean ± std (n), the paired differences to S and to CWD, the train time; and a
+  snapshot of what those tables read, ``<out>/<study>/<point>/`` (:func:`snapshot`),
+  committed, from which the ``report`` stage renders README's results block;
 - a model (``studies.bpkd_terms``): one row per point, mean ± std over its seeds of
   mIoU, edge mIoU, body mIoU, BF and the final decode CE, each term's final gradient
   balance, and its paired differences (mean ± SE over the shared seeds,
@@ -41,6 +43,34 @@ def materialize(rev: str, dst: Path, cwd: str = ".") -> Path:
     with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tar:
         tar.extractall(dst, filter="data")
     return dst / "metrics"
+
+
+# What the report's tables read (bpkd.report.tables): evaluations, costs, complexity.
+SNAPSHOT = ("eval", "cost", "complexity")
+# The params the tables are rendered with, kept beside the snapshot (study.json).
+SNAPSHOT_PARAMS = ("profile", "datasets", "pairs", "methods", "released", "seeds", "baseline_seeds",
+                   "same_compute_seeds")
+
+
+def snapshot(metrics: Path, dst: Path, record: Record, study: Study, label: str, base_rev: str) -> Path:
+    """Copy what the report's tables read of an experiment's ``metrics`` (:data:`SNAPSHOT`)
+    to ``dst``, with ``study.json``: the study, point and experiment, the commit it was
+    based on, the date of the render and the params of :data:`SNAPSHOT_PARAMS`.
+    Replaces ``dst`` whole (atomically). Returns ``dst``."""
+    import datetime
+    import shutil
+
+    from ..atomic import atomic_path
+
+    with atomic_path(dst, is_dir=True) as tmp:
+        for part in SNAPSHOT:
+            if (metrics / part).is_dir():
+                shutil.copytree(metrics / part, tmp / part)
+        info = {"study": study.name, "point": label, "experiment": record.name, "experiment_rev": record.rev,
+                "based_on": base_rev, "rendered": datetime.date.today().isoformat(),
+                "params": {key: get(record.params, key) for key in SNAPSHOT_PARAMS}}
+        (tmp / "study.json").write_text(json.dumps(info, indent=2) + "\n")
+    return dst
 
 
 def seeds_of(params: dict, model: str) -> list[int]:
@@ -108,8 +138,11 @@ def arms_markdown(study: Study, arms: dict[str, tuple[pd.DataFrame, pd.DataFrame
             + tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True) + "\n")
 
 
-def write(study: Study, experiments: dict[str, Record], out_dir: Path, cwd: str = ".") -> list[Path]:
-    """Render a several-seed study to ``<out_dir>/<name>.md``; returns the paths written."""
+def write(study: Study, experiments: dict[str, Record], out_dir: Path, cwd: str = ".",
+          base_rev: str = "") -> list[Path]:
+    """Render a several-seed study to ``<out_dir>/<name>.md`` (``model: all``: and each
+    point's snapshot, ``<out_dir>/<name>/<point>/``); returns the paths written.
+    ``base_rev``: the commit the experiments are based on."""
     import tempfile
 
     from ..atomic import write_text
@@ -119,6 +152,7 @@ def write(study: Study, experiments: dict[str, Record], out_dir: Path, cwd: str 
     header = (f"# Study `{study.name}`\n\nRendered by `python -m bpkd.study render {study.name}` from each "
               "experiment's own commit (DVC's experiment records: `dvc exp show`). "
               + (f"Not run yet: {', '.join(missing)}. " if missing else ""))
+    written = []
     with tempfile.TemporaryDirectory() as tmp:
         if study.model == "all":
             parts = [header + "Each student's numbers are its mean over the seeds it ran.\n"]
@@ -127,6 +161,8 @@ def write(study: Study, experiments: dict[str, Record], out_dir: Path, cwd: str 
                 if record is None:
                     continue
                 metrics = materialize(record.rev, Path(tmp) / point.label, cwd)
+                written.append(snapshot(metrics, Path(out_dir) / study.name / point.label, record, study,
+                                        point.label, base_rev))
                 params = record.params
                 parts.append(render(metrics, get(params, "datasets"), get(params, "pairs"), get(params, "methods"),
                                     level=2, seeds=seeds_of(params, "seeds"), released=get(params, "released") or [],
@@ -154,4 +190,4 @@ def write(study: Study, experiments: dict[str, Record], out_dir: Path, cwd: str 
             text = "\n".join(parts)
     path = Path(out_dir) / f"{study.name}.md"
     write_text(path, text)
-    return [path]
+    return [path, *written]

@@ -18,6 +18,12 @@ A point's overrides are passed to ``dvc exp run -S key=value``; every key must
 already exist in ``params.yaml`` (``-S`` would otherwise add a new, unread key).
 An optional ``set`` mapping is applied to every point, lists included: the seeds a
 study runs, and what it trains besides (``set: {seeds: [0, 1, 2], models: [bpkd]}``).
+An optional ``targets`` list names the stages each experiment reproduces (``dvc exp
+run <targets>``, their upstream stages included) instead of the whole DAG, as
+templates over ``{dataset}``, ``{pair}`` and ``{seed}`` expanded with each point's own
+``datasets``, ``pairs`` and ``seeds``: a study whose table reads only evaluations and
+step logs stops there (``evaluate@{dataset}-{pair}-bpkd-{seed}``), without the
+charts, views and report of every point.
 """
 from __future__ import annotations
 
@@ -39,6 +45,7 @@ class StudyError(UserError, RuntimeError):
 class Point:
     label: str
     overrides: dict  # {"loss.edge_weight": 5.0}
+    targets: tuple = ()  # the stages `dvc exp run` reproduces (none: the whole DAG)
 
     def experiment(self, study: str) -> str:
         """The DVC experiment's name (a git ref: no spaces, no '=')."""
@@ -58,6 +65,22 @@ def _value_label(value) -> str:
     return format(value, "g") if isinstance(value, float) else str(value)
 
 
+def _targets(tree: dict, overrides: dict, templates: list[str], key: str) -> tuple[str, ...]:
+    """The stage names of ``templates`` for a point: each over its datasets, pairs and seeds."""
+    def value(name):
+        return overrides[name] if name in overrides else tree.get(name) or []
+
+    names = []
+    for template in templates:
+        try:
+            names += [template.format(dataset=d, pair=p, seed=s)
+                      for d in value("datasets") for p in value("pairs") for s in value("seeds")]
+        except (KeyError, IndexError, ValueError) as e:
+            raise ParamsError(f"params.yaml: {key}: {template!r} is not a stage name template with "
+                              f"{{dataset}}, {{pair}}, {{seed}} ({e})") from None
+    return tuple(dict.fromkeys(names))
+
+
 def load(tree: dict, name: str) -> Study:
     """The study ``name`` of a params tree, validated; errors name the key."""
     studies = tree.get("studies")
@@ -69,11 +92,15 @@ def load(tree: dict, name: str) -> Study:
     if not NAME.match(name):
         raise ParamsError(f"params.yaml: {key}: a study's name is letters, digits, '_', '.' or '-'")
     spec = studies[name]
-    if (not isinstance(spec, dict) or set(spec) - {"model", "grid", "points", "set"}
+    if (not isinstance(spec, dict) or set(spec) - {"model", "grid", "points", "set", "targets"}
             or ("grid" in spec) == ("points" in spec)):
         raise ParamsError(f"params.yaml: {key} = {spec!r} is invalid; expected `model`, exactly one of "
                           "`grid` ({param: [values]}) or `points` ({label: {param: value}}), and optionally "
-                          "`set` ({param: value} for every point)")
+                          "`set` ({param: value} for every point) and `targets` ([stage name template])")
+    templates = spec.get("targets") or []
+    if not isinstance(templates, list) or not all(isinstance(t, str) and t for t in templates):
+        raise ParamsError(f"params.yaml: {key}.targets = {templates!r} is invalid; expected a list of stage "
+                          "names, with {dataset}, {pair} and {seed} where they vary")
     common = spec.get("set") or {}
     if not isinstance(common, dict):
         raise ParamsError(f"params.yaml: {key}.set = {common!r} is invalid; expected {{param: value}}")
@@ -102,6 +129,8 @@ def load(tree: dict, name: str) -> Study:
         knobs = list(dict.fromkeys(k for v in pts.values() for k in v))
         points = [Point(str(label), dict(overrides)) for label, overrides in pts.items()]
     points = [Point(pt.label, {**common, **pt.overrides}) for pt in points]
+    points = [Point(pt.label, pt.overrides, _targets(tree, pt.overrides, templates, f"{key}.targets"))
+              for pt in points]
     for knob in knobs:
         try:
             current = _get(tree, knob)
