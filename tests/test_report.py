@@ -273,10 +273,11 @@ def test_the_baseline_seeds_spread_stands_beside_each_gain(tmp_path):
     assert "The distilled students ran one seed (0): a Δ over one shared seed is the plain difference" in text
 
 
-def _cost(root, model, seed, wall_s, host="AVX2 only"):
+def _cost(root, model, seed, wall_s, host="AVX2 only", first_iter=0):
     path = root / "cost" / "synthetic" / PAIR / f"seed{seed}" / f"{model}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"wall_s": wall_s, "steps": 400, "host_class": host}))
+    path.write_text(json.dumps({"wall_s": wall_s, "steps": 400 - first_iter, "first_iter": first_iter,
+                                "host_class": host}))
 
 
 def test_the_same_compute_baseline_is_a_row_and_each_row_has_its_train_time_against_the_baseline(tmp_path):
@@ -299,6 +300,12 @@ def test_the_same_compute_baseline_is_a_row_and_each_row_has_its_train_time_agai
                                                         "-1.00 ± 0.00 (p 0.00) *", "2.50×"]
     assert spread["CWD"][3] == "3.00×" and spread["S: HRNetV2P-W18S"][3] == "1.00×"
     assert "host: AVX2 only" in text
+    # A run resumed at iteration 300 timed its last 100 steps only: out of CWD's mean
+    # (300 and 290 -> 2.95x), its score still in.
+    _cost(tmp_path, "cwd", 1, 80.0, first_iter=300)
+    text = render(tmp_path, ["synthetic"], [PAIR], ["cwd"], seeds=[0, 1, 2], same_compute_seeds=[0, 1, 2])
+    spread = {c[1]: c[2:] for c in map(_cells, text.splitlines()) if c[0] == PAIR and len(c) == 6}
+    assert spread["CWD"][:1] == ["43.00 ± 1.00 (3)"] and spread["CWD"][3] == "2.95×"
     # Runs timed on two host classes are not divided by each other.
     _cost(tmp_path, "cwd", 2, 290.0, host="AVX-512, no native bf16")
     text = render(tmp_path, ["synthetic"], [PAIR], ["cwd"], seeds=[0, 1, 2], same_compute_seeds=[0, 1, 2])
