@@ -2,8 +2,11 @@
 import json
 import subprocess
 
+import pytest
 import yaml
 
+from bpkd.report import study_results
+from bpkd.report.tables import render
 from bpkd.study import seeded
 from bpkd.study.records import Record
 from bpkd.study.spec import load
@@ -74,11 +77,30 @@ def test_a_study_of_all_students_renders_the_reports_tables_of_its_experiment(tm
     for model, mious in {"baseline": [40.0, 42.0], "bpkd": [38.0, 39.0]}.items():
         for seed, m in enumerate(mious):
             files.update({k: v for k, v in _run(model, seed, m, 1.0).items() if "/eval/" in k})
-    params = {"datasets": ["synthetic"], "pairs": [PAIR], "methods": ["bpkd"], "seeds": [0, 1],
+    params = {"profile": "demo", "datasets": ["synthetic"], "pairs": [PAIR], "methods": ["bpkd"], "seeds": [0, 1],
               "baseline_seeds": [0, 1], "same_compute_seeds": [], "released": []}
     record = Record("seeds-three", _commit(tmp_path, files), "success", params, {})
-    [path] = seeded.write(study, {"seeds-three": record}, tmp_path / "out", cwd=str(tmp_path))
+    path, folder = seeded.write(study, {"seeds-three": record}, tmp_path / "out", cwd=str(tmp_path),
+                                base_rev="abcdef0123")
     text = path.read_text()
     assert "## Results" in text and "Spread over seeds" in text
     # BPKD - S over seeds 0, 1: -2, -3 -> -2.50 ± 0.50 (n=2), beyond 2 SE? 2.5 > 1.0: yes.
     assert "BPKD(Ours) vs S -2.50 ± 0.50 (n=2)" in text
+
+    # The snapshot: what the tables read, with the params they ran at; the report renders
+    # README's block from it on its own profile only, the same numbers, no gains table.
+    assert folder == tmp_path / "out/seeds/three"
+    assert sorted(str(f.relative_to(folder)) for f in folder.rglob("*.json")) == sorted(
+        ["study.json"] + [k.removeprefix("metrics/") for k in files])
+    info = json.loads((folder / "study.json").read_text())
+    assert (info["experiment"], info["based_on"], info["params"]["seeds"]) == ("seeds-three", "abcdef0123", [0, 1])
+    assert study_results.load(folder, "smoke", ["synthetic"]) is None  # another profile's
+    assert study_results.load(tmp_path / "none", "demo", ["synthetic"]) is None
+    results = study_results.load(folder, "demo", ["synthetic"])
+    block = render(results.folder, ["synthetic"], [PAIR], ["bpkd"], level=3, source=results.source(),
+                   gains=False, **results.render_kwargs())
+    assert "the `seeds` study (experiment `seeds-three`, based on commit `abcdef0`" in block
+    assert "BPKD(Ours) vs S -2.50 ± 0.50 (n=2)" in block and "Gains of each" not in block
+    (folder / "study.json").write_text('{"study": "seeds"}')
+    with pytest.raises(study_results.SnapshotError, match="study.json: missing point, experiment"):
+        study_results.load(folder, "demo", ["synthetic"])
