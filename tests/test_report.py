@@ -300,12 +300,18 @@ def test_the_same_compute_baseline_is_a_row_and_each_row_has_its_train_time_agai
                                                         "-1.00 ± 0.00 (p 0.00) *", "2.50×"]
     assert spread["CWD"][3] == "3.00×" and spread["S: HRNetV2P-W18S"][3] == "1.00×"
     assert "host: AVX2 only" in text
-    # A run resumed at iteration 300 timed its last 100 steps only: out of CWD's mean
+    # A run resumed at iteration 300 timed its last 100 steps only: out of CWD's median
     # (300 and 290 -> 2.95x), its score still in.
     _cost(tmp_path, "cwd", 1, 80.0, first_iter=300)
     text = render(tmp_path, ["synthetic"], [PAIR], ["cwd"], seeds=[0, 1, 2], same_compute_seeds=[0, 1, 2])
     spread = {c[1]: c[2:] for c in map(_cells, text.splitlines()) if c[0] == PAIR and len(c) == 6}
     assert spread["CWD"][:1] == ["43.00 ± 1.00 (3)"] and spread["CWD"][3] == "2.95×"
+    # A run that shared the host (three times as long) does not move the median: 2.95x.
+    _cost(tmp_path, "cwd", 0, 900.0)
+    _cost(tmp_path, "cwd", 1, 310.0)
+    text = render(tmp_path, ["synthetic"], [PAIR], ["cwd"], seeds=[0, 1, 2], same_compute_seeds=[0, 1, 2])
+    spread = {c[1]: c[2:] for c in map(_cells, text.splitlines()) if c[0] == PAIR and len(c) == 6}
+    assert spread["CWD"][3] == "3.10×"
     # Runs timed on two host classes are not divided by each other.
     _cost(tmp_path, "cwd", 2, 290.0, host="AVX-512, no native bf16")
     text = render(tmp_path, ["synthetic"], [PAIR], ["cwd"], seeds=[0, 1, 2], same_compute_seeds=[0, 1, 2])

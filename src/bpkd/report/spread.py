@@ -58,10 +58,11 @@ def _spread(values: pd.Series) -> str:
 
 
 def _cost(group: pd.DataFrame, model: str) -> float | None:
-    """Mean training wall time of ``model``'s runs / the baseline's, on one host class;
-    None where either has no cost record or the runs span several host classes. A run
-    resumed from a checkpoint (``first_iter`` > 0) timed only its last part: it is left
-    out of the mean (its score is not)."""
+    """Median training wall time of ``model``'s runs / the baseline's, on one host class;
+    None where either has no cost record or the runs span several host classes. The
+    median, not the mean: a busy host only ever slows a run, so one run that shared the
+    cores would pull a mean up. A run resumed from a checkpoint (``first_iter`` > 0)
+    timed only its last part: it is left out (its score is not)."""
     if "wall_s" not in group:
         return None
     if "first_iter" in group:
@@ -71,7 +72,7 @@ def _cost(group: pd.DataFrame, model: str) -> float | None:
     if (mine.empty or mine["wall_s"].isna().any() or base.empty or base["wall_s"].isna().any()
             or both["host_class"].nunique() != 1):
         return None
-    return float(mine["wall_s"].astype(float).mean() / base["wall_s"].astype(float).mean())
+    return float(mine["wall_s"].astype(float).median() / base["wall_s"].astype(float).median())
 
 
 def spread_rows(runs: pd.DataFrame, metric: str = "mIoU(%)") -> list[dict]:
@@ -137,7 +138,6 @@ def spread_table(runs: pd.DataFrame, metric: str = "mIoU(%)") -> tuple[str, str]
     rows = [[r["pair"], r["Methods"], r["spread"], _cell(r["vs_baseline"]), _cell(r["vs_cwd"]),
              MISSING if r["cost"] is None else f"{r['cost']:.2f}×"] for r in found]
     headers = ["Pair", "Methods", f"{metric} mean ± std (n)", "Δ vs S (paired)", "Δ vs CWD (paired)", "train time vs S"]
-    caption = (CAPTION + f" Train time vs S: the training stage's mean wall time over its seeds ÷ the baseline "
-               f"student's (metrics/cost/; host: {_hosts(runs)}; a run resumed after an interruption is left out "
-               "of the mean).")
+    caption = (CAPTION + f" Train time vs S: the training stage's median wall time over its seeds ÷ the baseline "
+               f"student's (metrics/cost/; host: {_hosts(runs)}; a run resumed after an interruption is left out).")
     return caption + _one_seed_caption(found), tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
