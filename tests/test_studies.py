@@ -159,14 +159,18 @@ def test_an_ablation_reruns_only_bpkd_then_a_study_runs_through_the_queue_then_a
     bpkd = next(line for line in spread if "BPKD" in line)
     assert f"{(evals[0] + evals[1]) / 2:.2f} ± " in bpkd
 
-    # A third point, run in the workspace (`--workspace`), not the queue: it starts from
-    # the workspace as it is (seeds 0 and 1 now), trains BPKD's branch there and leaves
-    # its params in place; the two queued points are reused.
+    # Two points run in the workspace (`--workspace`), not the queue: each starts from the
+    # workspace as the study found it (its dvc.lock reused), sets its own knob on the
+    # params the study started from (not on the last point's), and the workspace keeps
+    # the last point's params.
     tree = yaml.safe_load(params.read_text())
-    tree["studies"]["two_points"]["grid"]["loss.edge_weight"] = [5.0, 2.0, 1.0]
+    tree["studies"]["ws"] = {"model": "bpkd", "points": {"a": {"loss.edge_weight": 1.0}, "b": {"loss.body_weight": 1.0}},
+                             "set": {"seeds": [0]}, "targets": ["evaluate@{dataset}-{pair}-bpkd-{seed}"]}
     params.write_text(yaml.safe_dump(tree, sort_keys=False))
-    ws = run(["python", "-m", "bpkd.study", "run", "two_points", "--workspace"], smoke_copy)
-    assert "two_points-1: running in the workspace" in ws.stdout and ws.stdout.count(": reused") == 2, ws.stdout
-    assert yaml.safe_load(params.read_text())["loss"]["edge_weight"] == 1.0
-    table = (smoke_copy / "metrics/studies/two_points.md").read_text()
-    assert "Not run yet" not in table and any(line.startswith("| 1 ") for line in table.splitlines()), table
+    ws = run(["python", "-m", "bpkd.study", "run", "ws", "--workspace"], smoke_copy)
+    assert ws.stdout.count("running in the workspace") == 2, ws.stdout
+    loss = yaml.safe_load(params.read_text())["loss"]
+    assert (loss["edge_weight"], loss["body_weight"]) == (tree["loss"]["edge_weight"], 1.0)
+    table = (smoke_copy / "metrics/studies/ws.md").read_text()
+    assert "Not run yet" not in table and {"a", "b"} <= {line.split("|")[1].strip() for line in table.splitlines()
+                                                         if line.startswith("| ")}, table

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from pathlib import Path
 
 import yaml
 
@@ -47,8 +48,9 @@ def run(study: Study, cwd: str = ".", jobs: int = 1, poll: float = 5.0, log=prin
     """Queue and run the points that have no finished experiment yet; wait for them.
     ``workspace``: run them instead one after another in the workspace (``dvc exp run``
     without ``--queue``), so that each reuses what the workspace has run already (its
-    ``dvc.lock``), not only what the commit holds; the workspace ends with the last
-    point's params and outputs (``dvc exp apply <name>`` brings back another).
+    ``dvc.lock``), not only what the commit holds; each point's knobs are set on the
+    params the study started from, and the workspace ends with the last point's params
+    and outputs (``dvc exp apply <name>`` brings back another).
 
     Returns ``{experiment name: "reused" | "ran"}``.
     """
@@ -56,6 +58,8 @@ def run(study: Study, cwd: str = ".", jobs: int = 1, poll: float = 5.0, log=prin
     _, experiments = show(cwd)
     done = {r.name: r for r in experiments if r.state == "success"}
     outcome: dict[str, str] = {}
+    params = Path(cwd, "params.yaml")
+    start = params.read_text()  # each workspace point sets its knobs on these params, not on the last point's
     for point in study.points:
         name = point.experiment(study.name)
         if name in done and matches(done[name], point):
@@ -69,6 +73,7 @@ def run(study: Study, cwd: str = ".", jobs: int = 1, poll: float = 5.0, log=prin
         what = ', '.join(_set_arg(k, v) for k, v in point.overrides.items()) or 'defaults'
         if workspace:
             log(f"{name}: running in the workspace ({what})")
+            params.write_text(start)
             _dvc(args, cwd)
             log(f"{name}: done, {time.monotonic() - started:.0f} s into the study")
         else:
