@@ -10,6 +10,7 @@ with the same inputs), so a point costs the branch its knobs reach.
 """
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -17,6 +18,8 @@ from pathlib import Path
 import yaml
 
 from .records import Record, get, show
+
+RUNNING = re.compile(r"Running stage '([^']+)'")
 from .spec import Point, Study, StudyError
 
 
@@ -74,8 +77,9 @@ def run(study: Study, cwd: str = ".", jobs: int = 1, poll: float = 5.0, log=prin
         if workspace:
             log(f"{name}: running in the workspace ({what})")
             params.write_text(start)
-            _dvc(args, cwd)
-            log(f"{name}: done, {time.monotonic() - started:.0f} s into the study")
+            ran = RUNNING.findall(_dvc(args, cwd).stdout)
+            log(f"{name}: done, {time.monotonic() - started:.0f} s into the study; "
+                + (f"ran {', '.join(ran)}" if ran else "nothing ran (the workspace had run it all)"))
         else:
             _dvc(args, cwd)
             log(f"{name}: queued ({what})")
