@@ -91,7 +91,7 @@ def test_every_relative_link_and_image_resolves(page):
 
 def test_the_link_check_sees_links_images_and_anchors():
     # The check itself, on a page of docs/: one good link, three broken ones, one in code.
-    text = ("[ok](../README.md#results-of-the-default-run) ![img](../metrics/figures/nope.png) "
+    text = ("[ok](../README.md#results) ![img](../metrics/figures/nope.png) "
             "[gone](nothere.md) [anchor](methods.md#no-such-heading) `[code](ignored.md)`\n")
     problems = broken_links(REPO / "docs" / "dag.md", shipped(), text)
     assert [p.split(": ")[0] for p in problems] == ["../metrics/figures/nope.png", "nothere.md",
