@@ -2,7 +2,8 @@
 every stage name and `make` target quoted exists; every stage script or package module
 a code block runs takes the flags it is given (or the block is marked `# excerpt`); no
 reference page hand-types a model's score outside a block a stage regenerates; and the
-scores in README's results block are those of `metrics/eval/`.
+scores in README's results block are those of `metrics/eval/`, or of the committed
+study snapshot the report renders them from.
 
 The rules are docs/development.md's "Writing the documentation". Each check has a test on
 a made-up page too, so that a check that sees nothing cannot pass for one that finds
@@ -334,20 +335,36 @@ SCORE_COLUMNS = {"mIoU(%)": "mIoU", "mAcc(%)": "mAcc", "edge mIoU(%)": "mIoU_edg
                  "BF(%)": "mBF"}
 
 
-def expected_scores(metrics: Path) -> dict[tuple[str, str, str], dict[str, float]]:
-    """``{(dataset, pair, model): {key: mean over the model's seeds}}`` from the evaluation
-    files of params.yaml's datasets, pairs, models and seeds, as the report reads them."""
+def block_source() -> tuple[Path, dict]:
+    """Where README's block was rendered from, as the report stage decides: the committed
+    study snapshot its command names (``--study``) when it was made on params.yaml's
+    profile, else ``metrics/``; and the params (seeds, models) it was rendered with."""
+    from bpkd.report import study_results
+
     tree = yaml.safe_load((REPO / "params.yaml").read_text())
+    cmd = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["report"]["cmd"]
+    found = re.search(r"--study\s+(\S+)", cmd)
+    study = study_results.load(REPO / found.group(1) if found else None, tree["profile"], tree["datasets"])
+    if study is None:
+        return REPO / "metrics", tree
+    return study.folder, {**tree, **study.params, "models": study.params["methods"]}
+
+
+def expected_scores(metrics: Path, tree: dict) -> dict[tuple[str, str, str], dict[str, float]]:
+    """``{(dataset, pair, model): {key: mean over the model's seeds}}`` from the evaluation
+    files of ``tree``'s datasets, pairs, models and seeds, as the report reads them."""
     out = {}
     for dataset in tree["datasets"]:
         for pair in tree["pairs"]:
-            runs = {"teacher": [metrics / "eval" / dataset / pair / "teacher.json"],
-                    "baseline": [metrics / "eval" / dataset / pair / f"seed{s}" / "baseline.json"
-                                 for s in tree["baseline_seeds"]]}
+            folder = metrics / "eval" / dataset / pair
+            runs = {"teacher": [folder / "teacher.json"],
+                    "baseline": [folder / f"seed{s}" / "baseline.json" for s in tree["baseline_seeds"]],
+                    "baseline_same_compute": [folder / f"seed{s}" / "baseline_same_compute.json"
+                                              for s in tree.get("same_compute_seeds") or []]}
             for model in tree["models"]:
-                runs[model] = [metrics / "eval" / dataset / pair / f"seed{s}" / f"{model}.json" for s in tree["seeds"]]
+                runs[model] = [folder / f"seed{s}" / f"{model}.json" for s in tree["seeds"]]
             for model in tree.get("released") or []:
-                runs[model] = [metrics / "eval" / dataset / pair / f"{model}.json"]
+                runs[model] = [folder / f"{model}.json"]
             for model, files in runs.items():
                 found = [json.loads(f.read_text()) for f in files if f.is_file()]
                 if found:
@@ -356,12 +373,11 @@ def expected_scores(metrics: Path) -> dict[tuple[str, str, str], dict[str, float
     return out
 
 
-def block_score_problems(block: str, metrics: Path) -> tuple[list[str], set]:
+def block_score_problems(block: str, metrics: Path, tree: dict) -> tuple[list[str], set]:
     """Each score of the results block's tables against ``metrics``; also the models checked."""
     from bpkd.report.tables import DATASET_TITLES, METHOD_LABELS
 
-    tree = yaml.safe_load((REPO / "params.yaml").read_text())
-    expected, labels = expected_scores(metrics), {v: k for k, v in METHOD_LABELS.items()}
+    expected, labels = expected_scores(metrics, tree), {v: k for k, v in METHOD_LABELS.items()}
     titles = {v: k for k, v in DATASET_TITLES.items()}
     dataset = tree["datasets"][0] if len(tree["datasets"]) == 1 else None
     problems, checked, header = [], set(), None
@@ -380,8 +396,9 @@ def block_score_problems(block: str, metrics: Path) -> tuple[list[str], set]:
             continue
         row = dict(zip(header, cells))
         label = row["Methods"]
-        model = ("teacher" if label.startswith("T:") else "baseline" if label.startswith("S:")
-                 else labels.get(label, label.lower()))
+        model = ("teacher" if label.startswith("T:") else
+                 "baseline_same_compute" if label.startswith("S:") and label.endswith("same compute")
+                 else "baseline" if label.startswith("S:") else labels.get(label, label.lower()))
         pair = row.get("Pair") or (tree["pairs"][0] if len(tree["pairs"]) == 1 else None)
         want = expected.get((dataset, pair, model))
         if want is None:
@@ -392,7 +409,7 @@ def block_score_problems(block: str, metrics: Path) -> tuple[list[str], set]:
                 checked.add(model)
                 if abs(float(number.group(1)) - round(want[key], 2)) > 0.006:
                     problems.append(f"{label} {column}: README shows {number.group(1)}, "
-                                    f"metrics/eval gives {want[key]:.2f}")
+                                    f"{metrics.relative_to(REPO)}/eval gives {want[key]:.2f}")
     return problems, checked
 
 
@@ -403,19 +420,20 @@ def results_block(readme: str) -> str:
 
 
 def test_the_results_block_shows_the_scores_of_metrics():
-    problems, checked = block_score_problems(results_block((REPO / "README.md").read_text()), REPO / "metrics")
+    # From the study snapshot when README shows it (every row over several seeds), else metrics/.
+    metrics, tree = block_source()
+    problems, checked = block_score_problems(results_block((REPO / "README.md").read_text()), metrics, tree)
     assert problems == []
-    tree = yaml.safe_load((REPO / "params.yaml").read_text())
-    ran = {model for (_, _, model) in expected_scores(REPO / "metrics")}
+    ran = {model for (_, _, model) in expected_scores(metrics, tree)}
     assert checked == ran and {"teacher", *tree["models"]} & ran <= checked, (checked, ran)
 
 
 def test_the_block_check_sees_a_number_changed_by_hand():
     block = results_block((REPO / "README.md").read_text())
-    tree = yaml.safe_load((REPO / "params.yaml").read_text())
-    miou = expected_scores(REPO / "metrics")[tree["datasets"][0], tree["pairs"][0], "cwd"]["mIoU"]
+    metrics, tree = block_source()
+    miou = expected_scores(metrics, tree)[tree["datasets"][0], tree["pairs"][0], "cwd"]["mIoU"]
     shown = f"| {round(miou, 2):.2f} "
     row = next(line for line in block.split("\n") if line.startswith("| CWD ") and shown in line)
     changed = block.replace(row, row.replace(shown, f"| {round(miou, 2) + 0.01:.2f} ", 1))
-    problems, _ = block_score_problems(changed, REPO / "metrics")
+    problems, _ = block_score_problems(changed, metrics, tree)
     assert len(problems) == 1 and problems[0].startswith("CWD mIoU(%)"), problems
