@@ -122,8 +122,9 @@ def test_an_ablation_reruns_only_bpkd_then_a_study_runs_through_the_queue_then_a
     first = run(["python", "-m", "bpkd.study", "run", "two_points"], smoke_copy)
     assert "two_points-5: queued" in first.stdout and "two_points-2: queued" in first.stdout
     ran = _ran(run(["dvc", "queue", "logs", "two_points-2"], smoke_copy).stdout)
+    # (prepare@ too: the queue's fresh temporary workspace regenerates the uncached prepared set)
     assert ran == ["distill@synthetic-hrnet_w48_w18s-bpkd-0", "evaluate@synthetic-hrnet_w48_w18s-bpkd-0",
-                   "method@bpkd"], ran
+                   "method@bpkd", "prepare@synthetic"], ran
     table = (smoke_copy / "metrics/studies/two_points.md").read_text()
     rows = {r[0]: r for r in ([c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()
                               if line.startswith("| "))}
