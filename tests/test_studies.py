@@ -169,8 +169,11 @@ def test_an_ablation_reruns_only_bpkd_then_a_study_runs_through_the_queue_then_a
                              "set": {"seeds": [0]}, "targets": ["evaluate@{dataset}-{pair}-bpkd-{seed}"]}
     params.write_text(yaml.safe_dump(tree, sort_keys=False))
     ws = run(["python", "-m", "bpkd.study", "run", "ws", "--workspace"], smoke_copy).stdout
-    trained = f"ran method@bpkd, distill@synthetic-{PAIR}-bpkd-0, evaluate@synthetic-{PAIR}-bpkd-0"
-    assert ws.count(trained) == 2, ws
+    trained = f"distill@synthetic-{PAIR}-bpkd-0, evaluate@synthetic-{PAIR}-bpkd-0"
+    a, b = ws.split("ws-a: done")[1].split("\n")[0], ws.split("ws-b: done")[1].split("\n")[0]
+    assert f"ran method@bpkd, {trained}" in a, ws
+    # b retrains BPKD (its method JSON, the study's own, comes back from DVC's run-cache)
+    assert b.endswith(f"ran {trained}"), ws
     loss = yaml.safe_load(params.read_text())["loss"]
     assert (loss["body_weight"], loss["edge_norm"]) == (tree["loss"]["body_weight"], "frame")
     table = (smoke_copy / "metrics/studies/ws.md").read_text()
