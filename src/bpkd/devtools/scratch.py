@@ -27,18 +27,24 @@ def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
     return proc
 
 
+def _in_snapshot(src: Path, name: str) -> bool:
+    """``name`` lies in a study snapshot (bpkd.study.seeded.snapshot): metrics/studies/<study>/<point>/…"""
+    parts = Path(name).parts
+    return len(parts) > 4 and parts[:2] == ("metrics", "studies") and (src.joinpath(*parts[:4]) / "study.json").is_file()
+
+
 def copy_repo(dst: Path, profile: str = "smoke", src: Path = REPO, untracked: bool = True) -> Path:
     """A fresh git+DVC copy of ``src``'s files as they are in the working tree (without
     ``dvc.lock`` and ``metrics/``, which the copy regenerates, but with the committed
-    studies, ``metrics/studies/``, which no stage writes and the report reads), with
-    ``profile`` selected.
+    study snapshots, ``metrics/studies/<study>/<point>/`` with a ``study.json``, which no
+    stage writes and the report reads), with ``profile`` selected.
     The files are git's tracked ones and, with ``untracked``, the new ones not yet added
     (``git ls-files --others --exclude-standard``: nothing .gitignore'd), so that a module
     about to be committed is part of the copy the pipeline runs in."""
     listing = ["git", "ls-files", "-z", *(["--cached", "--others", "--exclude-standard"] if untracked else [])]
     files = subprocess.run(listing, cwd=src, capture_output=True, text=True, check=True).stdout.split("\0")
     for name in sorted(set(filter(None, files))):
-        if ((name.startswith(("metrics/", "dvc.lock")) and not name.startswith("metrics/studies/"))
+        if ((name.startswith(("metrics/", "dvc.lock")) and not _in_snapshot(src, name))
                 or not (src / name).is_file()):  # deleted, not yet staged
             continue
         target = dst / name
