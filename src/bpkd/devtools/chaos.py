@@ -44,12 +44,12 @@ from pathlib import Path
 
 import yaml
 
+from ..study.queue import RUNNING
 from .scratch import copy_repo, run, tool_env
 
 # What a killed stage may leave behind that a finished pipeline must not hold.
 LEFTOVER_PATTERNS = (".*.tmp-*", ".*.old-*", "*.part")
 AIMS = {"checkpoint": "data/work/**/iter_*.pth", "export": "data/models/**/.*.pth.tmp-*"}
-RUNNING = re.compile(r"Running stage '([^']+)'")
 RETRIES = 3  # forced reruns of a stage that ended before its kill, each with half the delay
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import yaml
 
 from .records import Record, get, show
-
-RUNNING = re.compile(r"Running stage '([^']+)'")
 from .spec import Point, Study, StudyError
+
+RUNNING = re.compile(r"Running stage '([^']+)'")  # DVC's line as it starts a stage (also bpkd.devtools.chaos)
 
 
 def _same(a, b) -> bool:

@@ -128,9 +128,8 @@ def load(tree: dict, name: str) -> Study:
             raise ParamsError(f"params.yaml: {key}.points = {pts!r} is invalid; expected {{label: {{param: value}}}}")
         knobs = list(dict.fromkeys(k for v in pts.values() for k in v))
         points = [Point(str(label), dict(overrides)) for label, overrides in pts.items()]
-    points = [Point(pt.label, {**common, **pt.overrides}) for pt in points]
-    points = [Point(pt.label, pt.overrides, _targets(tree, pt.overrides, templates, f"{key}.targets"))
-              for pt in points]
+    points = [Point(pt.label, merged, _targets(tree, merged, templates, f"{key}.targets"))
+              for pt in points for merged in [{**common, **pt.overrides}]]
     for knob in knobs:
         try:
             current = _get(tree, knob)
