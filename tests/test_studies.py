@@ -95,6 +95,58 @@ def test_study_table_reads_dvcs_records_and_averages_each_experiments_seeds(tmp_
     assert (tmp_path / "ew.png").read_bytes().startswith(b"\x89PNG") and tmp_path / "ew.png" in written
 
 
+def test_a_killed_workspace_study_restarts_from_the_params_it_started_from(tmp_path):
+    """`--workspace` sets each point's knobs in params.yaml; a study killed inside a point
+    leaves them there, and its rerun must not take them for the study's own params."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from bpkd.devtools.scratch import tool_env
+
+    run(["git", "init", "-q"], tmp_path)
+    run(["dvc", "init", "-q"], tmp_path)
+    # One stage reading both knobs; it waits while `block` exists, so the study can be
+    # killed inside its first point.
+    (tmp_path / "stage.py").write_text(
+        "import json, os, time, yaml\n"
+        "open('started', 'w').close()\n"
+        "while os.path.exists('block'):\n    time.sleep(0.1)\n"
+        "json.dump(yaml.safe_load(open('params.yaml')), open('out.json', 'w'))\n")
+    (tmp_path / "params.yaml").write_text("k: 1\nj: 1\n")
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  s:\n    cmd: python stage.py\n    deps: [stage.py]\n    params: [k, j]\n"
+        "    metrics: [{out.json: {cache: false}}]\n")
+    (tmp_path / ".gitignore").write_text("block\nstarted\n")
+    run(["git", "add", "-A"], tmp_path)
+    run(["git", "commit", "-qm", "tiny"], tmp_path)
+    study = ("from bpkd.study import queue, spec; queue.run(spec.Study('ws', 'bpkd', ['k', 'j'], "
+             "[spec.Point('a', {'k': 2}), spec.Point('b', {'j': 3})]), workspace=True)")
+
+    (tmp_path / "block").touch()
+    proc = subprocess.Popen([sys.executable, "-c", study], cwd=tmp_path, env=tool_env(), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "started").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "point a never started its stage"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert yaml.safe_load((tmp_path / "params.yaml").read_text()) == {"k": 2, "j": 1}  # point a's, left behind
+
+    (tmp_path / "block").unlink()
+    again = run([sys.executable, "-c", study], tmp_path)
+    assert "was interrupted; params.yaml is back to the params it started from" in again.stdout, again.stdout
+    # the killed point runs again, then the next, each naming the stage DVC ran
+    assert [line.split(" into the study; ")[1] for line in again.stdout.splitlines() if ": done, " in line] == [
+        "ran s", "ran s"], again.stdout
+    # point b ran on the study's own params (k: 1), not on the killed point a's (k: 2)
+    assert json.loads((tmp_path / "out.json").read_text()) == {"k": 1, "j": 3}
+    assert not (tmp_path / ".dvc" / "tmp" / "study-ws.params.yaml").exists()
+
+
 def _ran(stdout):
     return sorted(line.split("'")[1] for line in stdout.splitlines() if line.startswith("Running stage"))
 

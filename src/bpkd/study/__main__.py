@@ -20,7 +20,8 @@ run_p.add_argument("--jobs", type=int, default=1,
 run_p.add_argument("--workspace", action="store_true",
                    help="run the points one after another in the workspace, not the queue: each reuses what "
                         "this workspace has run (its dvc.lock), where the queue starts from the commit's; the "
-                        "workspace ends with the last point (dvc exp apply <name> brings back another)")
+                        "workspace ends with the last point (dvc exp apply <name> brings back another); rerun after a kill, it "
+                        "starts again from the params it started from")
 render_p = sub.add_parser("render", help="render the study's table and plot from DVC's experiment records")
 render_p.add_argument("name")
 ap.add_argument("--out", default="metrics/studies", help="folder of the rendered studies")

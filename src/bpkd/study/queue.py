@@ -63,6 +63,18 @@ def run(study: Study, cwd: str = ".", jobs: int = 1, poll: float = 5.0, log=prin
     outcome: dict[str, str] = {}
     params = Path(cwd, "params.yaml")
     start = params.read_text()  # each workspace point sets its knobs on these params, not on the last point's
+    # A killed workspace study leaves params.yaml with its running point's knobs: the
+    # params it started from are kept beside DVC's own temporary files until it ends, and
+    # a rerun starts from them, not from the interrupted point's.
+    started_from = Path(cwd, ".dvc", "tmp", f"study-{study.name}.params.yaml")
+    if workspace and started_from.exists():
+        start = started_from.read_text()
+        params.write_text(start)
+        log(f"study {study.name}: an earlier run in the workspace was interrupted; params.yaml is back to "
+            f"the params it started from (.dvc/tmp/{started_from.name})")
+    elif workspace:
+        started_from.parent.mkdir(parents=True, exist_ok=True)
+        started_from.write_text(start)
     for point in study.points:
         name = point.experiment(study.name)
         if name in done and matches(done[name], point):
@@ -85,6 +97,8 @@ def run(study: Study, cwd: str = ".", jobs: int = 1, poll: float = 5.0, log=prin
             log(f"{name}: queued ({what})")
         outcome[name] = "ran"
     queued = [n for n, how in outcome.items() if how == "ran"]
+    if workspace:
+        started_from.unlink()
     if not queued or workspace:
         if queued:
             log(f"study {study.name}: {len(queued)} experiment(s) ran; {time.monotonic() - started:.0f} s in all")
