@@ -1,6 +1,7 @@
 """A study whose points run several seeds: its table from each experiment's own commit."""
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -12,6 +13,7 @@ from bpkd.study.records import Record
 from bpkd.study.spec import load
 
 PAIR = "hrnet_w48_w18s"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _git(repo, *args):
@@ -23,10 +25,16 @@ def _commit(repo, files: dict[str, dict]) -> str:
     subprocess.run(["rm", "-rf", str(repo / "metrics")], check=True)
     for path, content in files.items():
         (repo / path).parent.mkdir(parents=True, exist_ok=True)
-        (repo / path).write_text(json.dumps(content))
+        (repo / path).write_text(content if isinstance(content, str) else json.dumps(content))
     _git(repo, "add", "-A")
     _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "exp", "--allow-empty")
     return _git(repo, "rev-parse", "HEAD")
+
+
+def _trace(seed, **terms):
+    """A step log per term (``balance.<term>.tsv``, as DVCLive writes it): ``term=[value at 40, at 80]``."""
+    logs = f"metrics/synthetic/{PAIR}/train/seed{seed}/bpkd/plots/metrics"
+    return {f"{logs}/balance.{t}.tsv": f"step\tbalance.{t}\n40\t{v[0]}\n80\t{v[1]}\n" for t, v in terms.items()}
 
 
 def _run(model, seed, miou, ce, balance=None):
@@ -50,12 +58,19 @@ def test_arms_are_paired_with_the_reference_point_and_the_baseline_seed_by_seed(
                                   for k, v in _run("bpkd", s, m, 1.0, {"balance.bpkd_edge": 2.0 + s}).items()})
     tenth = dict(baseline, **{k: v for s, m in enumerate([40.0, 38.0, 41.0])
                               for k, v in _run("bpkd", s, m, 0.95, {"balance.bpkd_edge": 0.2}).items()})
+    for s in range(3):  # the term balance over training; the tenth's body term at weight 0 logs 0
+        published.update(_trace(s, bpkd_edge=[2.0 + s, 1.0 + s], ce_grad_norm=[9.0, 8.0]))
+        tenth.update(_trace(s, bpkd_edge=[0.2, 0.2], bpkd_body=[0.0, 0.0]))
     records = {name: Record(name, _commit(tmp_path, files), "success", params, {})
                for name, files in (("arms-published", published), ("arms-edge_only_tenth", tenth))}
     assert seeded.several(study, list(records.values()))
-    [path] = seeded.write(study, records, tmp_path / "out", cwd=str(tmp_path))
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc" / "plots").symlink_to(REPO / ".dvc" / "plots")
+    path, tsv, png = seeded.write(study, records, tmp_path / "out", cwd=str(tmp_path))
+    text = path.read_text()
+    table, trace = text.split("### Term balance over training")
     rows = {c[0]: c for c in ([x.strip() for x in line.strip("|").split("|")]
-                              for line in path.read_text().splitlines() if line.startswith("| "))}
+                              for line in table.splitlines() if line.startswith("| "))}
     assert rows["point"] == ["point", "n", "mIoU(%)", "edge mIoU(%)", "body mIoU(%)", "BF(%)", "final decode CE",
                              "final ‖∇bpkd_edge‖/‖∇CE‖", "Δ mIoU vs published", "Δ mIoU vs S"]
     # By hand: published 36, 35, 37 -> 36.00 ± 1.00; vs S: -8, -5, -8 -> -7.00 ± 1.00, beyond 2 SE;
@@ -64,6 +79,15 @@ def test_arms_are_paired_with_the_reference_point_and_the_baseline_seed_by_seed(
                                      "1.00 ± 0.00", "3.00 ± 1.00", "", "-7.00 ± 1.00 *"]
     assert rows["edge_only_tenth"][1:] == ["3", "39.67 ± 1.53", "19.67 ± 1.53", "44.67 ± 1.53", "30.00 ± 0.00",
                                            "0.95 ± 0.00", "0.20 ± 0.00", "+3.67 ± 0.33 *", "-3.33 ± 0.67 *"]
+    # The trace, mean over seeds: published's edge term (2, 3, 4) -> 3.00 at step 40, (1, 2, 3)
+    # -> 2.00 at 80; the CE's own norm (the denominator) and a term at weight 0 are left out.
+    assert [[x.strip() for x in line.strip("|").split("|")] for line in trace.splitlines()
+            if line.startswith("| ")] == [["point", "term", "40", "80"], ["published", "bpkd_edge", "3.00", "2.00"],
+                                          ["edge_only_tenth", "bpkd_edge", "0.20", "0.20"]]
+    assert tsv.read_text().splitlines() == ["step\tmethod\tterm\tvalue", "40\tpublished\tbpkd_edge\t3",
+                                            "80\tpublished\tbpkd_edge\t2", "40\tedge_only_tenth\tbpkd_edge\t0.2",
+                                            "80\tedge_only_tenth\tbpkd_edge\t0.2"]
+    assert png == tmp_path / "out" / "arms_balance.png" and png.read_bytes().startswith(b"\x89PNG")
 
 
 def test_a_study_of_all_students_renders_the_reports_tables_of_its_experiment(tmp_path):

@@ -13,7 +13,8 @@ evaluations and costs DVC records as metrics, and the step logs the table also n
   mIoU, edge mIoU, body mIoU, BF and the final decode CE, each term's final gradient
   balance, and its paired differences (mean ± SE over the shared seeds,
   :func:`bpkd.report.spread.paired`) to the reference point and to the baseline
-  student of the same experiment.
+  student of the same experiment; and each term's balance over training, averaged over
+  the seeds (:func:`balance_trace`), as a table, a chart and the chart's TSV.
 """
 from __future__ import annotations
 
@@ -102,6 +103,52 @@ def per_seed(metrics: Path, dataset: str, pair: str, model: str, seeds: list[int
     return pd.DataFrame(rows).set_index("seed") if rows else pd.DataFrame()
 
 
+def balance_trace(metrics: Path, dataset: str, pair: str, model: str, seeds: list[int]) -> pd.DataFrame:
+    """Each loss term's gradient balance over training (its ``balance.<term>`` step log,
+    :mod:`bpkd.distill.term_balance`), the mean over ``seeds``: columns term, step, value."""
+    from ..report.curves import method_balance
+
+    rows = method_balance({seed: metrics.parent / layout.train_log(dataset, pair, model, seed) for seed in seeds})
+    if not rows:
+        return pd.DataFrame(columns=["term", "step", "value"])
+    frame = pd.DataFrame(rows, columns=["step", "seed", "term", "value"]).astype({"step": int, "value": float})
+    return frame.groupby(["term", "step"])["value"].mean().reset_index()
+
+
+def trace_markdown(traces: dict[str, pd.DataFrame]) -> str:
+    """``traces``: ``{point: balance_trace(...)}``. One row per point and term, one column
+    per logged step; a term at weight 0 (its balance 0 throughout) is left out."""
+    steps = sorted({int(s) for t in traces.values() for s in t["step"]})
+    rows = []
+    for point, trace in traces.items():
+        for term, own in trace.groupby("term", sort=True):
+            if (own["value"] == 0).all():
+                continue
+            by_step = dict(zip(own["step"], own["value"]))
+            rows.append([point, term, *[f"{by_step[s]:.2f}" if s in by_step else "—" for s in steps]])
+    return tabulate(rows, headers=["point", "term", *[str(s) for s in steps]], tablefmt="github",
+                    disable_numparse=True) + "\n"
+
+
+def _write_trace(traces: dict[str, pd.DataFrame], study: Study, out_dir: Path, templates_dir: Path) -> list[Path]:
+    """``<out_dir>/charts/<name>_balance.tsv`` (the plots page's ``terms`` layout: a panel per
+    point) and its chart, ``<out_dir>/<name>_balance.png``."""
+    from ..atomic import atomic_path, write_text
+    from ..report.figures import chart_spec, to_png
+
+    tsv, png = out_dir / "charts" / f"{study.name}_balance.tsv", out_dir / f"{study.name}_balance.png"
+    lines = ["step\tmethod\tterm\tvalue"] + [
+        f"{int(r.step)}\t{point}\t{r.term}\t{r.value:.6g}"
+        for point, trace in traces.items() for r in trace.itertuples()
+        if not (trace.loc[trace["term"] == r.term, "value"] == 0).all()]
+    write_text(tsv, "\n".join(lines) + "\n")
+    props = {"template": "terms", "x": "step", "y": "value", "y_label": "‖∇ term‖ / ‖∇ decode CE‖ on the student",
+             "title": f"study {study.name}: each {study.model} term's gradient norm over the CE's, mean over seeds"}
+    with atomic_path(png) as tmp:
+        tmp.write_bytes(to_png(chart_spec(tsv, props, templates_dir)))
+    return [tsv, png]
+
+
 def _spread(values: pd.Series | None) -> str:
     if values is None:
         return "—"
@@ -175,6 +222,7 @@ def write(study: Study, experiments: dict[str, Record], out_dir: Path, cwd: str 
                      "training step (the balance: gradient norm of the weighted term over the decode CE's, "
                      "bpkd.distill.term_balance).\n"]
             tables: dict[tuple[str, str], dict] = {}
+            traces: dict[tuple[str, str], dict[str, pd.DataFrame]] = {}
             for point in study.points:
                 record = experiments.get(point.experiment(study.name))
                 if record is None:
@@ -185,9 +233,20 @@ def write(study: Study, experiments: dict[str, Record], out_dir: Path, cwd: str 
                         own = per_seed(metrics, dataset, pair, study.model, seeds_of(record.params, study.model))
                         base = per_seed(metrics, dataset, pair, "baseline", seeds_of(record.params, "baseline"))
                         tables.setdefault((dataset, pair), {})[point.label] = (own, base)
+                        traces.setdefault((dataset, pair), {})[point.label] = balance_trace(
+                            metrics, dataset, pair, study.model, seeds_of(record.params, study.model))
             for (dataset, pair), arms in tables.items():
                 parts.append(arms_markdown(study, arms, dataset, pair))
+                if any(len(t) for t in traces[(dataset, pair)].values()):
+                    parts.append(f"### Term balance over training\n\nEach term's gradient norm over the decode CE's "
+                                 "on the student at each logged step, mean over the point's seeds "
+                                 f"(chart: `{study.name}_balance.png`):\n\n" + trace_markdown(traces[(dataset, pair)]))
             text = "\n".join(parts)
+            # the chart: one (dataset, pair) as it is; several, each point named with its own
+            charted = {(f"{d}/{p}: {point}" if len(traces) > 1 else point): t
+                       for (d, p), arms in traces.items() for point, t in arms.items() if len(t)}
+            if charted:
+                written += _write_trace(charted, study, Path(out_dir), Path(cwd) / ".dvc" / "plots")
     path = Path(out_dir) / f"{study.name}.md"
     write_text(path, text)
     return [path, *written]
