@@ -142,10 +142,15 @@ def _write_trace(traces: dict[str, pd.DataFrame], study: Study, out_dir: Path, t
         for point, trace in traces.items() for r in trace.itertuples()
         if not (trace.loc[trace["term"] == r.term, "value"] == 0).all()]
     write_text(tsv, "\n".join(lines) + "\n")
-    props = {"template": "terms", "x": "step", "y": "value", "y_label": "‖∇ term‖ / ‖∇ decode CE‖ on the student",
+    props = {"template": "terms", "x": "step", "y": "value", "y_label": "‖∇ term‖ / ‖∇ decode CE‖",
              "title": f"study {study.name}: each {study.model} term's gradient norm over the CE's, mean over seeds"}
+    spec = chart_spec(tsv, props, templates_dir)
+    # Unlike the plots page's methods, the points are compared on one scale, in the study's order.
+    spec["resolve"] = {"scale": {"y": "shared"}}
+    spec["facet"]["sort"] = list(traces)
+    spec["spec"]["encoding"].pop("strokeDash", None)  # one revision: no legend for it
     with atomic_path(png) as tmp:
-        tmp.write_bytes(to_png(chart_spec(tsv, props, templates_dir)))
+        tmp.write_bytes(to_png(spec))
     return [tsv, png]
 
 
