@@ -18,6 +18,7 @@ evaluations and costs DVC records as metrics, and the step logs the table also n
 """
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import subprocess
@@ -58,7 +59,6 @@ def snapshot(metrics: Path, dst: Path, record: Record, study: Study, label: str,
     to ``dst``, with ``study.json``: the study, point and experiment, the commit it was
     based on, the date of the render and the params of :data:`SNAPSHOT_PARAMS`.
     Replaces ``dst`` whole (atomically). Returns ``dst``."""
-    import datetime
     import shutil
 
     from ..atomic import atomic_path
@@ -147,6 +147,7 @@ def _write_trace(traces: dict[str, pd.DataFrame], study: Study, out_dir: Path, t
     spec = chart_spec(tsv, props, templates_dir)
     # Unlike the plots page's methods, the points are compared on one scale, in the study's order.
     spec["resolve"] = {"scale": {"y": "shared"}}
+    spec["spec"]["encoding"]["y"]["scale"] = {"type": "log"}  # ratios from about 0.5 to 50 on one scale
     spec["facet"]["sort"] = list(traces)
     spec["spec"]["encoding"].pop("strokeDash", None)  # one revision: no legend for it
     with atomic_path(png) as tmp:
@@ -202,7 +203,9 @@ def write(study: Study, experiments: dict[str, Record], out_dir: Path, cwd: str 
 
     missing = [p.experiment(study.name) for p in study.points if p.experiment(study.name) not in experiments]
     header = (f"# Study `{study.name}`\n\nRendered by `python -m bpkd.study render {study.name}` from each "
-              "experiment's own commit (DVC's experiment records: `dvc exp show`). "
+              "experiment's own commit (DVC's experiment records: `dvc exp show`)"
+              + (f"; the experiments are based on commit `{base_rev[:7]}`" if base_rev else "")
+              + f"; rendered {datetime.date.today().isoformat()}. "
               + (f"Not run yet: {', '.join(missing)}. " if missing else ""))
     written = []
     with tempfile.TemporaryDirectory() as tmp:
