@@ -96,8 +96,10 @@ def test_study_table_reads_dvcs_records_and_averages_each_experiments_seeds(tmp_
 
 
 def test_a_killed_workspace_study_restarts_from_the_params_it_started_from(tmp_path):
-    """`--workspace` sets each point's knobs in params.yaml; a study killed inside a point
-    leaves them there, and its rerun must not take them for the study's own params."""
+    """`--workspace` runs the points one after another in the workspace, each from the
+    params the study started from (not the last point's), and names the stages DVC ran.
+    A study killed inside a point leaves that point's knobs in params.yaml; its rerun
+    must not take them for the study's own params."""
     import os
     import signal
     import subprocess
@@ -211,23 +213,3 @@ def test_an_ablation_reruns_only_bpkd_then_a_study_runs_through_the_queue_then_a
              for s in (0, 1)}
     bpkd = next(line for line in spread if "BPKD" in line)
     assert f"{(evals[0] + evals[1]) / 2:.2f} ± " in bpkd
-
-    # Two points run in the workspace (`--workspace`), not the queue, each from the params
-    # the study started from: the second point (the workspace's own edge_norm) retrains
-    # BPKD because the first point's body weight is undone, not carried over; the
-    # workspace keeps the last point's params.
-    tree = yaml.safe_load(params.read_text())
-    tree["studies"]["ws"] = {"model": "bpkd", "points": {"a": {"loss.body_weight": 1.0}, "b": {"loss.edge_norm": "frame"}},
-                             "set": {"seeds": [0]}, "targets": ["evaluate@{dataset}-{pair}-bpkd-{seed}"]}
-    params.write_text(yaml.safe_dump(tree, sort_keys=False))
-    ws = run(["python", "-m", "bpkd.study", "run", "ws", "--workspace"], smoke_copy).stdout
-    trained = f"distill@synthetic-{PAIR}-bpkd-0, evaluate@synthetic-{PAIR}-bpkd-0"
-    a, b = ws.split("ws-a: done")[1].split("\n")[0], ws.split("ws-b: done")[1].split("\n")[0]
-    assert f"ran method@bpkd, {trained}" in a, ws
-    # b retrains BPKD (its method JSON, the study's own, comes back from DVC's run-cache)
-    assert b.endswith(f"ran {trained}"), ws
-    loss = yaml.safe_load(params.read_text())["loss"]
-    assert (loss["body_weight"], loss["edge_norm"]) == (tree["loss"]["body_weight"], "frame")
-    table = (smoke_copy / "metrics/studies/ws.md").read_text()
-    assert "Not run yet" not in table and {"a", "b"} <= {line.split("|")[1].strip() for line in table.splitlines()
-                                                         if line.startswith("| ")}, table
