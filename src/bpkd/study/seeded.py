@@ -142,6 +142,8 @@ def _write_trace(traces: dict[str, pd.DataFrame], study: Study, out_dir: Path, t
         for point, trace in traces.items() for r in trace.itertuples()
         if not (trace.loc[trace["term"] == r.term, "value"] == 0).all()]
     write_text(tsv, "\n".join(lines) + "\n")
+    if len(lines) == 1:  # every term at weight 0 throughout: nothing to draw
+        return [tsv]
     props = {"template": "terms", "x": "step", "y": "value", "y_label": "‖∇ term‖ / ‖∇ decode CE‖",
              "title": f"study {study.name}: each {study.model} term's gradient norm over the CE's, mean over seeds"}
     spec = chart_spec(tsv, props, templates_dir)
