@@ -105,25 +105,25 @@ def per_seed(metrics: Path, dataset: str, pair: str, model: str, seeds: list[int
 
 def balance_trace(metrics: Path, dataset: str, pair: str, model: str, seeds: list[int]) -> pd.DataFrame:
     """Each loss term's gradient balance over training (its ``balance.<term>`` step log,
-    :mod:`bpkd.distill.term_balance`), the mean over ``seeds``: columns term, step, value."""
+    :mod:`bpkd.distill.term_balance`), the mean over ``seeds``: columns term, step, value.
+    A term at weight 0 (its balance 0 throughout) is left out."""
     from ..report.curves import method_balance
 
     rows = method_balance({seed: metrics.parent / layout.train_log(dataset, pair, model, seed) for seed in seeds})
     if not rows:
         return pd.DataFrame(columns=["term", "step", "value"])
     frame = pd.DataFrame(rows, columns=["step", "seed", "term", "value"]).astype({"step": int, "value": float})
-    return frame.groupby(["term", "step"])["value"].mean().reset_index()
+    trace = frame.groupby(["term", "step"])["value"].mean().reset_index()
+    return trace[trace.groupby("term")["value"].transform(lambda v: (v != 0).any())].reset_index(drop=True)
 
 
 def trace_markdown(traces: dict[str, pd.DataFrame]) -> str:
     """``traces``: ``{point: balance_trace(...)}``. One row per point and term, one column
-    per logged step; a term at weight 0 (its balance 0 throughout) is left out."""
+    per logged step."""
     steps = sorted({int(s) for t in traces.values() for s in t["step"]})
     rows = []
     for point, trace in traces.items():
         for term, own in trace.groupby("term", sort=True):
-            if (own["value"] == 0).all():
-                continue
             by_step = dict(zip(own["step"], own["value"]))
             rows.append([point, term, *[f"{by_step[s]:.2f}" if s in by_step else "—" for s in steps]])
     return tabulate(rows, headers=["point", "term", *[str(s) for s in steps]], tablefmt="github",
@@ -139,11 +139,8 @@ def _write_trace(traces: dict[str, pd.DataFrame], study: Study, out_dir: Path, t
     tsv, png = out_dir / "charts" / f"{study.name}_balance.tsv", out_dir / f"{study.name}_balance.png"
     lines = ["step\tmethod\tterm\tvalue"] + [
         f"{int(r.step)}\t{point}\t{r.term}\t{r.value:.6g}"
-        for point, trace in traces.items() for r in trace.itertuples()
-        if not (trace.loc[trace["term"] == r.term, "value"] == 0).all()]
+        for point, trace in traces.items() for r in trace.itertuples()]
     write_text(tsv, "\n".join(lines) + "\n")
-    if len(lines) == 1:  # every term at weight 0 throughout: nothing to draw
-        return [tsv]
     props = {"template": "terms", "x": "step", "y": "value", "y_label": "‖∇ term‖ / ‖∇ decode CE‖",
              "title": f"study {study.name}: each {study.model} term's gradient norm over the CE's, mean over seeds"}
     spec = chart_spec(tsv, props, templates_dir)
