@@ -21,8 +21,12 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 $(OFFLINE_PAGE): $(STAMP)
 	$(BIN)/python -m bpkd.report.offline_page $@
 
+# README's results block is the committed seeds study, not this run: say where this run's tables are.
 demo: $(STAMP) $(OFFLINE_PAGE)
 	$(BIN)/dvc repro
+	@echo
+	@echo "Your run's tables: metrics/tables.md (its charts: make plots; its numbers: dvc metrics show)."
+	@echo "README's results block is the committed seeds study, not this run: docs/noise-and-cost.md says how to rerun and render it."
 
 plots: $(STAMP) $(OFFLINE_PAGE)
 	$(BIN)/dvc plots show --html-template $(OFFLINE_PAGE)
