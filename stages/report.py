@@ -47,10 +47,11 @@ def main():
     if args.readme:
         study = study_results.load(args.study, p.profile, p.datasets)
         if study is None:
-            block = render(args.metrics, p.datasets, p.pairs, p.methods, level=3, **seeds)
+            block = render(args.metrics, p.datasets, p.pairs, p.methods, level=3, title="This run's tables", **seeds)
         else:
             block = render(study.folder, p.datasets, p.pairs, study.params["methods"], level=3,
-                           source=study.source(), gains=False, **study.render_kwargs())
+                           source=study.source(), gains=False,
+                           title=study.title(), **study.render_kwargs())
         if shown:
             block += "\n#### Figures\n\nThe key charts of `dvc plots show`, rendered offline to PNG by the same stage.\n"
             for dataset, pair, names in shown:

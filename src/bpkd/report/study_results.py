@@ -36,15 +36,20 @@ class StudyResults:
         return dict(seeds=p["seeds"], released=p.get("released") or [], baseline_seeds=p["baseline_seeds"],
                     same_compute_seeds=p.get("same_compute_seeds") or [])
 
+    def title(self) -> str:
+        """The block's heading."""
+        return f"The committed `{self.info['study']}` study"
+
     def source(self) -> str:
-        """The sentence that says where the numbers come from."""
+        """The block's first sentences: that it shows the committed study, not the reader's
+        own run, where that run's tables are, and how to render a study of one's own here."""
         i = self.info
-        return (f"Every student over several seeds: the `{i['study']}` study (experiment `{i['experiment']}`, "
-                f"based on commit `{i['based_on'][:7]}`, rendered {i['rendered']}; "
-                f"`python -m bpkd.study render {i['study']}`), read from its snapshot "
-                f"`{self.folder.as_posix()}/`; its full tables, the gains table too: "
-                f"`metrics/studies/{i['study']}.md`. The default `dvc repro` trains one seed per method; its own "
-                "tables: `metrics/tables.md`.")
+        return (f"This block is the committed `{i['study']}` study, not your run: experiment `{i['experiment']}`, "
+                f"based on commit `{i['based_on'][:7]}`, rendered {i['rendered']} from its snapshot "
+                f"`{self.folder.as_posix()}/`, every student over several seeds (its full tables: "
+                f"`metrics/studies/{i['study']}.md`). Your own `dvc repro` writes its tables to `metrics/tables.md`; "
+                f"to show your own study here, run it and render it (`make study NAME={i['study']}`, then "
+                f"`python -m bpkd.study render {i['study']}`), which rewrites the snapshot this block is read from.")
 
 
 REQUIRED = ("study", "point", "experiment", "based_on", "rendered", "params")
