@@ -16,7 +16,8 @@ from .synthetic import CLASSES, generate
 from .validate import DataError, validate_layout
 
 # dataset -> module of this package with ``convert(raw, out) -> dict``.
-CONVERTERS = {"cityscapes": "cityscapes", "ade20k": "ade20k", "pascal_context59": "pascal_context"}
+CONVERTERS = {"cityscapes": "cityscapes", "ade20k": "ade20k", "pascal_context59": "pascal_context",
+              "camvid": "camvid"}
 
 
 def default_raw_dir(dataset: str) -> str:
@@ -42,11 +43,12 @@ def expected_counts(params: Params, dataset: str) -> dict[str, int]:
     """Image/label pairs per split the prepared dataset must have: params'
     ``data.<dataset>.expected_counts`` (tests use tiny trees), else the official ones."""
     key = f"data.{dataset}.expected_counts"
-    counts = _group(params, dataset).get("expected_counts", specs.get(dataset).official_counts)
-    if (not isinstance(counts, dict) or set(counts) != {"train", "val"}
+    spec = specs.get(dataset)
+    counts = _group(params, dataset).get("expected_counts", spec.official_counts)
+    if (not isinstance(counts, dict) or set(counts) != set(spec.splits)
             or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in counts.values())):
-        raise ParamsError(f"params.yaml: {key} = {counts!r} is invalid; expected {{train: N, val: M}}, "
-                          f"integers >= 1")
+        wanted = ", ".join(f"{split}: N" for split in spec.splits)
+        raise ParamsError(f"params.yaml: {key} = {counts!r} is invalid; expected {{{wanted}}}, integers >= 1")
     return dict(counts)
 
 
@@ -60,6 +62,8 @@ def _group(params: Params, dataset: str) -> dict:
 def _classes(spec: specs.DatasetSpec) -> list[str]:
     import mmseg.datasets  # noqa: F401  (registers the dataset classes)
     from mmseg.registry import DATASETS
+
+    from . import mmseg_dataset  # noqa: F401  (registers this package's: CamVid)
 
     return list(DATASETS.get(spec.mmseg_type).METAINFO["classes"])
 
@@ -94,6 +98,6 @@ def prepare(params: Params, dataset: str, out: str | Path, raw: str | Path | Non
                                              f"files of the same name under {raw}: fix or replace the raw file "
                                              f"and rerun") from None
         if dataset != "synthetic":
-            info = dict(dataset=dataset, classes=_classes(spec), num_train=counts["train"], num_val=counts["val"],
+            info = dict(dataset=dataset, classes=_classes(spec), **{f"num_{split}": n for split, n in counts.items()},
                         raw_dir=str(raw), **info)
         write_json(Path(tmp) / "dataset.json", info)

@@ -27,6 +27,21 @@ class DatasetSpec:
     # Image/label pairs per split of the full real dataset, checked after ``prepare``
     # unless params.yaml's ``data.<name>.expected_counts`` says otherwise.
     official_counts: dict | None = None
+    # A held-out test split besides train and val (CamVid's 233 frames, on which its
+    # peers report), prepared and checked like the other two.
+    test_prefix: dict | None = None
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        """The splits ``prepare`` writes and checks."""
+        return ("train", "val", "test") if self.test_prefix else ("train", "val")
+
+    def prefix(self, split: str) -> dict:
+        """mmseg's ``data_prefix`` of one split."""
+        prefixes = dict(train=self.train_prefix, val=self.val_prefix, test=self.test_prefix)
+        if prefixes.get(split) is None:
+            raise ValueError(f"{self.name} has no {split!r} split; expected one of {list(self.splits)}")
+        return prefixes[split]
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -85,6 +100,19 @@ DATASETS: dict[str, DatasetSpec] = {
         # VOC2010's train/val lists, which bpkd.datasets.pascal_context converts (mmseg's
         # detail-based converter drops 3 of these images: 4996/5104).
         official_counts={"train": 4998, "val": 5105},
+    ),
+    "camvid": DatasetSpec(
+        name="camvid",
+        mmseg_type="CamVidDataset",
+        num_classes=11,
+        # CIRKD's CamVid protocol (the peers' numbers on this split): 360x360 crops of
+        # the 480x360 frames, whole-frame inference.
+        crop=(360, 360),
+        train_prefix=dict(img_path="img_dir/train", seg_map_path="ann_dir/train"),
+        val_prefix=dict(img_path="img_dir/val", seg_map_path="ann_dir/val"),
+        test_prefix=dict(img_path="img_dir/test", seg_map_path="ann_dir/test"),
+        scale=(480, 360),
+        official_counts={"train": 367, "val": 101, "test": 233},
     ),
 }
 

@@ -25,7 +25,6 @@ from ..errors import UserError
 from .raw import parallel
 from .specs import DatasetSpec
 
-SPLITS = ("train", "val")
 # How many problems are spelled out in the one-line error message (all are kept
 # in ``DataError.problems``).
 SHOWN = 3
@@ -119,7 +118,7 @@ def _files(folder: Path, suffix: str) -> dict[str, Path]:
 
 def _split_pairs(root: Path, spec: DatasetSpec, split: str, shown: str) -> tuple[list[tuple[Path, Path]], list[str]]:
     """The (image, label) pairs of one split, and the problems found listing them."""
-    prefix = spec.train_prefix if split == "train" else spec.val_prefix
+    prefix = spec.prefix(split)
     img_dir, ann_dir = root / prefix["img_path"], root / prefix["seg_map_path"]
     problems = [f"{shown}/{d.relative_to(root).as_posix()}: folder missing; expected the {split} split's {what}"
                 for d, what in ((img_dir, "images"), (ann_dir, "labels")) if not d.is_dir()]
@@ -175,7 +174,7 @@ def validate_layout(root: str | Path, spec: DatasetSpec, shown_as: str | Path | 
     problems: list[str] = []
     jobs = []
     counts = {}
-    for split in SPLITS:
+    for split in spec.splits:
         pairs, found = _split_pairs(root, spec, split, shown)
         problems += found
         counts[split] = len(pairs)
@@ -184,7 +183,7 @@ def validate_layout(root: str | Path, spec: DatasetSpec, shown_as: str | Path | 
     problems += parallel(lambda job: _check_pair(job[0], job[1], spec, job[2], job[3]), jobs, workers)
     for split, want in (expected or {}).items():
         if counts.get(split) != want:
-            prefix = spec.train_prefix if split == "train" else spec.val_prefix
+            prefix = spec.prefix(split)
             where = spec.extra.get(f"{split}_ann_file") or prefix["img_path"]
             problems.append(f"{shown}/{where}: {counts.get(split, 0)} {split} image/label pairs; "
                             f"expected {want}{f' ({expected_from})' if expected_from else ''}")

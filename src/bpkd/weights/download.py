@@ -106,19 +106,20 @@ def _part_path(dest: Path) -> Path:
 
 
 def download(url: str, dest: str | Path, sha256: str | None = None, *, mirrors=(), timeout: float = DEFAULT_TIMEOUT,
-             retries: int = 3, progress: bool | None = None) -> Path:
+             retries: int = 3, progress: bool | None = None, verbose: bool = True) -> Path:
     """Fetch ``url`` (else each of ``mirrors`` in turn) to ``dest`` and return ``dest``.
 
     ``timeout`` is the longest wait for any byte (connect, headers or body).
     ``retries`` is how many more times an interrupted or stalled transfer is
     resumed within this call. ``progress``: True/False forces the bar on/off;
-    None shows it on a terminal only. Raises a ``DownloadError`` (a
+    None shows it on a terminal only. ``verbose``: False leaves out the line that
+    says a file was verified (a dataset's thousand files). Raises a ``DownloadError`` (a
     ``CheckpointError``, so stages print it as one ``error:`` line).
     """
     dest = Path(dest)
     expected = normalise_sha256(sha256)
     if dest.exists():
-        return _use_existing(dest, url, expected)
+        return _use_existing(dest, url, expected, verbose)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = _part_path(dest)
     with open(part, "ab") as lock:  # one writer per .part: a second process fails instead of interleaving
@@ -138,24 +139,24 @@ def download(url: str, dest: str | Path, sha256: str | None = None, *, mirrors=(
             raise HashMismatch(f"{source}: SHA-256 mismatch: expected {expected}, got {actual}; "
                                f"the download was deleted")
         os.replace(part, dest)
-    _report(dest, source, expected, actual)
+    _report(dest, source, expected, actual, verbose)
     return dest
 
 
-def _use_existing(dest: Path, url: str, expected: str | None) -> Path:
+def _use_existing(dest: Path, url: str, expected: str | None, verbose: bool = True) -> Path:
     actual = sha256_of(dest)
     if expected is not None and not actual.startswith(expected):
         raise HashMismatch(f"{dest} is already there but its SHA-256 is {actual}, not {expected} as expected "
                            f"for {url}; delete or replace it")
-    _report(dest, "already present, not downloaded", expected, actual)
+    _report(dest, "already present, not downloaded", expected, actual, verbose)
     return dest
 
 
-def _report(dest: Path, source: str, expected: str | None, actual: str) -> None:
+def _report(dest: Path, source: str, expected: str | None, actual: str, verbose: bool = True) -> None:
     if expected is None:
         print(f"warning: {dest} is UNVERIFIED: no SHA-256 is known for it ({source}); its SHA-256 is {actual} "
               f"(pin it with --sha256 or in bpkd/weights/registry.yaml)", file=sys.stderr)
-    else:
+    elif verbose:
         print(f"{dest}: SHA-256 {actual[:16]}... verified ({source})", file=sys.stderr)
 
 
