@@ -113,6 +113,25 @@ def test_every_docs_page_says_what_it_answers(page):
     assert paragraphs[1].startswith("What this page answers:") and len(paragraphs[1].splitlines()) <= 2, page
 
 
+def shared_titles(pages: dict[str, str]) -> dict[str, list[str]]:
+    """Titles that more than one page starts with: the part of each `# title` before its
+    first colon, which is also what links to the page call it."""
+    seen: dict[str, list[str]] = {}
+    for name, text in pages.items():
+        head = text.split("\n", 1)[0].lstrip("#").split(":")[0].strip().lower()
+        seen.setdefault(head, []).append(name)
+    return {head: names for head, names in seen.items() if len(names) > 1}
+
+
+def test_no_two_docs_pages_share_a_title():
+    assert shared_titles({p.relative_to(REPO).as_posix(): p.read_text() for p in PAGES[1:]}) == {}
+
+
+def test_the_title_check_sees_a_shared_title():
+    pages = {"a.md": "# BPKD on the demo: one\n", "b.md": "# BPKD on the demo: two\n", "c.md": "# Other\n"}
+    assert shared_titles(pages) == {"bpkd on the demo": ["a.md", "b.md"]}
+
+
 @pytest.mark.skipif(shutil.which("dvc", path=tool_env()["PATH"]) is None, reason="dvc is not on PATH")
 def test_the_dag_picture_is_the_live_dag():
     assert dag_doc.check(REPO) is None

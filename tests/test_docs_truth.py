@@ -437,3 +437,134 @@ def test_the_block_check_sees_a_number_changed_by_hand():
     changed = block.replace(row, row.replace(shown, f"| {round(miou, 2) + 0.01:.2f} ", 1))
     problems, _ = block_score_problems(changed, metrics, tree)
     assert len(problems) == 1 and problems[0].startswith("CWD mIoU(%)"), problems
+
+
+# ---------------------------------------------------------------- the committed run's host and precision
+
+# The cost records' fields (bpkd.training.cost) in the words the pages use. A class the
+# training stages can write and this table lacks fails the check, naming it.
+HOST_CLASS_WORDS = {"AVX2 only": "AVX2 only", "AVX-512, no native bf16": "AVX-512 and no native bf16",
+                    "native bf16": "native bf16", "no AVX2": "no AVX2"}
+PRECISION_WORDS = {"fp32": "fp32", "bf16": "bf16 autocast", "bfloat16": "bf16 autocast", "float16": "fp16 autocast"}
+# A sentence that speaks of the committed models (run, numbers, …) and names a host or a precision.
+COMMITTED = re.compile(r"\bcommitted\s+(?:[\w'’-]+\s+){0,2}?(?:models?|runs?|numbers|students?|weights|checkpoints|ones)\b"
+                       r"|\bmodels were trained on\b", re.I)
+HOST_OR_PRECISION = re.compile(r"Xeon|EPYC|\bAVX|avx2|avx512|\bAMX\b|amx_|\bbf16\b|\bfp32\b|\bfp16\b|mixed precision",
+                               re.I)
+# Pages that must say it: where reproducing or timing the committed run depends on it.
+STATES_THE_HOST = ["docs/reliability.md", "docs/performance.md"]
+
+
+def cost_records() -> list[dict]:
+    """Every committed cost record: the default run's (`metrics/cost/`) and those of the study
+    snapshots the report renders README's block from (`metrics/studies/<study>/<name>/cost/`)."""
+    files = [*(REPO / "metrics" / "cost").rglob("*.json"), *(REPO / "metrics" / "studies").glob("*/*/cost/**/*.json")]
+    assert files, "no cost record under metrics/"
+    return [json.loads(f.read_text()) for f in sorted(files)]
+
+
+def committed_run_sentence(records: list[dict]) -> str:
+    """The one sentence a page uses to state where the committed models were trained, from
+    the records' `cpu`, `host_class` and `precision` (which must agree)."""
+    runs = {(r["cpu"], r["host_class"].split(" (")[0], r["precision"].split()[0]) for r in records}
+    assert len(runs) == 1, f"the cost records name several hosts or precisions, no one sentence fits: {sorted(runs)}"
+    cpu, host_class, precision = runs.pop()
+    assert host_class in HOST_CLASS_WORDS, f"host class {host_class!r}: add the words pages use to HOST_CLASS_WORDS"
+    assert precision in PRECISION_WORDS, f"precision {precision!r}: add the words pages use to PRECISION_WORDS"
+    article = "an" if cpu[:1].upper() in "AEIOU" else "a"
+    return (f"The committed models were trained on {article} {cpu} with {HOST_CLASS_WORDS[host_class]}, "
+            f"in {PRECISION_WORDS[precision]}.")
+
+
+def host_statement_problems(text: str, records: list[dict]) -> list[str]:
+    """Each sentence of ``text`` (outside fenced and generated blocks) that states the
+    committed run's host or precision other than by the records' sentence."""
+    expected = committed_run_sentence(records)
+    problems = []
+    for sentence in SENTENCE.split(FENCE.sub("", GENERATED.sub("", text))):
+        flat = " ".join(sentence.replace("`", "").split())
+        if COMMITTED.search(flat) and HOST_OR_PRECISION.search(flat) and expected not in flat:
+            problems.append(f"{flat[:120]!r}: the cost records say {expected!r}")
+    return problems
+
+
+@pytest.mark.parametrize("page", REFERENCE, ids=rel)
+def test_the_committed_runs_host_and_precision_are_those_of_its_cost_records(page):
+    text = page.read_text()
+    assert host_statement_problems(text, cost_records()) == []
+    if rel(page) in STATES_THE_HOST:
+        assert committed_run_sentence(cost_records()) in " ".join(text.split())
+
+
+def test_the_host_check_sees_a_wrong_host_or_precision():
+    epyc = [{"cpu": "AMD EPYC", "host_class": "AVX2 only", "precision": "fp32 (OptimWrapper)"}]
+    xeon = [{"cpu": "Intel Xeon", "host_class": "native bf16 (amx_bf16, avx512_bf16)",
+             "precision": "bf16 autocast on CPU (CPUBF16AmpOptimWrapper), losses in fp32"}]
+    text = ("The demo's committed models come from a 2-core Intel Xeon with `avx512_bf16`. "
+            "The committed models were trained on an AMD EPYC with AVX2 only, in fp32. It trains other\n"
+            "models than the committed bf16 ones by design.\n\n- The committed study is below; the demo "
+            "trains in bf16 where the CPU has it.\n```\ncommitted models: bf16\n```\n")
+    assert [p[1:12] for p in host_statement_problems(text, epyc)] == ["The demo's ", "It trains o"]
+    assert [p[1:12] for p in host_statement_problems(text, xeon)] == ["The demo's ", "The committ", "It trains o"]
+    assert committed_run_sentence(xeon) == ("The committed models were trained on an Intel Xeon with native bf16, "
+                                            "in bf16 autocast.")
+    with pytest.raises(AssertionError, match="several hosts"):
+        committed_run_sentence(epyc + xeon)
+
+
+# The committed run's training time, where a page gives it: "N min (the sum of `wall_s` over `metrics/cost/`)".
+WALL_SUM = re.compile(r"(\d+) min[^.;]{0,30}?the sum of `wall_s` over\s+`metrics/cost/`")
+
+
+def wall_sum_problems(text: str, records: list[dict]) -> list[str]:
+    minutes = round(sum(r["wall_s"] for r in records) / 60)
+    return [f"{m.group(0)}: metrics/cost/ sums to {minutes} min" for m in WALL_SUM.finditer(text)
+            if int(m.group(1)) != minutes]
+
+
+def test_the_committed_runs_training_time_is_the_sum_of_its_cost_records():
+    records = [json.loads(f.read_text()) for f in (REPO / "metrics" / "cost").rglob("*.json")]
+    stated = [p for p in REFERENCE if WALL_SUM.search(p.read_text())]
+    assert len([m for p in stated for m in WALL_SUM.finditer(p.read_text())]) >= 2, \
+        "docs/instrument.md gives the committed run's training time (criterion 5, run time)"
+    for page in stated:
+        assert wall_sum_problems(page.read_text(), records) == [], rel(page)
+
+
+def test_the_training_time_check_sees_a_stale_sum():
+    records = [{"wall_s": 2700.0}, {"wall_s": 930.0}]  # 60.5 min
+    assert wall_sum_problems("took 60 min (the sum of `wall_s` over `metrics/cost/`)", records) == []
+    assert len(wall_sum_problems("took 72 min, the sum of `wall_s` over\n`metrics/cost/`", records)) == 1
+
+
+# ---------------------------------------------------------------- the plots page, as dvc.yaml declares it
+
+def declared_plots() -> list[str]:
+    """The plots page per dataset/pair as dvc.yaml declares it: each chart's title, then each
+    image's path (DVC's HTML puts images after the charts), with `<dataset>`/`<pair>` for the
+    matrix items."""
+    charts, images = [], []
+    for stage in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].values():
+        for plot in stage.get("plots") or []:
+            path, props = next(iter(plot.items())) if isinstance(plot, dict) else (plot, None)
+            if props and props.get("title"):
+                charts.append(props["title"])
+            elif Path(path).suffix == ".png":
+                images.append(path)
+    return [re.sub(r"\$\{item\.(\w+)\}", r"<\1>", x) for x in charts + images]
+
+
+def listed_plots(text: str) -> list[str]:
+    """The numbered list of docs/dag.md's "The plots page" section: its first code span per item."""
+    section = text.split("## The plots page", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^\d+\.\s+`([^`]+)`", section, re.M)
+
+
+def test_the_plots_page_section_lists_what_dvc_yaml_declares():
+    assert listed_plots((REPO / "docs" / "dag.md").read_text()) == declared_plots()
+
+
+def test_the_plots_list_check_sees_a_missing_chart():
+    page = "## The plots page\n\n1. `<dataset> / <pair>: val mIoU of every model`\n2. `x`\n\n## Next\n3. `y`\n"
+    assert listed_plots(page) == ["<dataset> / <pair>: val mIoU of every model", "x"]
+    assert listed_plots(page) != declared_plots()

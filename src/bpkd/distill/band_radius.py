@@ -5,7 +5,7 @@ Knowledge Distillation", arXiv 2306.08075) and the evaluation's edge band (3 px)
 Cityscapes frames, 1024x2048 (trained as 512x1024 crops after mmseg's 0.5-2.0 random
 resize). The embedded synthetic scenes are drawn smaller (256x512 on the demo): the same
 street spans 4x fewer pixels, so a 3-px band covered a third of the student's logit cells
-against the paper-like ~1/6 (README, "BPKD on the demo"). Radii in params are therefore
+against the paper-like ~1/6 (docs/bpkd-figure3.md). Radii in params are therefore
 read at the paper's resolution, and a stage that draws a band converts them by the image
 scale of the data it reads: ``max(1, round(r * H / 1024))`` (halves round up), ``H`` the
 height of the synthetic scenes. Real datasets are read at their own resolution and keep
