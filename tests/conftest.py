@@ -11,6 +11,7 @@ starts only when a selected test needs it.
 import hashlib
 import os
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -94,16 +95,55 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=phase)
     needed = set().union(*(set(item.fixturenames) for item in items)) if items else set()
     if SMOKE_FIXTURES & needed and not config.option.collectonly:
-        _RUNS = SmokeRuns(Path(tempfile.mkdtemp(prefix="bpkd-smoke-")), with_chaos="chaos_result" in needed)
+        _RUNS = SmokeRuns(scratch_folder("bpkd-smoke-"), with_chaos="chaos_result" in needed)
         _RUNS.start()
 
 
+# The session's scratch folders (the smoke runs' copies: ~1.5 GB), removed when it ends:
+# normally, on Ctrl-C (pytest's KeyboardInterrupt) and on SIGTERM (what `timeout` and
+# CI runners send, which would otherwise end the process with no cleanup at all).
+_SCRATCH: list[Path] = []
+
+
+def scratch_folder(prefix: str) -> Path:
+    """A new folder in the system's temporary directory that this session removes as it ends."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    _SCRATCH.append(folder)
+    return folder
+
+
+def _stop_and_clean() -> None:
+    # The `dvc repro`s run in sessions of their own (bpkd.devtools.chaos), so no signal
+    # sent to this process reaches them; killed again until the background ends, as the
+    # chaos run may start its next repro after a kill.
+    chaos.stop_all()
+    deadline = time.monotonic() + 30
+    while _RUNS is not None and _RUNS.is_alive() and time.monotonic() < deadline:
+        chaos.stop_all()
+        _RUNS.join(timeout=0.5)
+    for folder in _SCRATCH:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _on_sigterm(signum, frame):
+    _stop_and_clean()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)  # ends with the signal's own status, as without the handler
+
+
+_PREVIOUS_SIGTERM = pytest.StashKey()
+
+
+def pytest_configure(config):
+    config.stash[_PREVIOUS_SIGTERM] = signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def pytest_unconfigure(config):
+    signal.signal(signal.SIGTERM, config.stash[_PREVIOUS_SIGTERM])
+
+
 def pytest_sessionfinish(session):
-    if _RUNS is not None:
-        if _RUNS.is_alive():  # interrupted, or failed early: end its dvc runs and stages
-            chaos.stop_all()
-            _RUNS.join(timeout=30)
-        shutil.rmtree(_RUNS.root, ignore_errors=True)
+    _stop_and_clean()
 
 
 @pytest.fixture(scope="session")
