@@ -219,3 +219,14 @@ def test_dvc_lists_prepare_camvid_when_camvid_is_a_dataset(tmp_path):
     assert "prepare@camvid" in listed and "prepare@synthetic" in listed
     assert "prepare@camvid" not in subprocess.run(["dvc", "stage", "list", "--name-only"], cwd=REPO, env=env,
                                                   capture_output=True, text=True, check=True).stdout.split()
+
+
+def test_evaluate_scores_the_test_split_and_training_validates_on_val():
+    from bpkd.training.config import val_parts
+
+    spec = specs.get("camvid")
+    assert spec.eval_split == "test" and specs.get("synthetic").eval_split == "val"
+    scored = val_parts(spec, "data/prepared/camvid", spec.scale, split=spec.eval_split)
+    validated = val_parts(spec, "data/prepared/camvid", spec.scale)
+    assert scored["dataloader"]["dataset"]["data_prefix"] == {"img_path": "img_dir/test", "seg_map_path": "ann_dir/test"}
+    assert validated["dataloader"]["dataset"]["data_prefix"] == {"img_path": "img_dir/val", "seg_map_path": "ann_dir/val"}

@@ -30,6 +30,9 @@ class DatasetSpec:
     # A held-out test split besides train and val (CamVid's 233 frames, on which its
     # peers report), prepared and checked like the other two.
     test_prefix: dict | None = None
+    # The split evaluate@ scores (the tables' numbers): val, or test where the dataset's
+    # published numbers are on its test split (CamVid). Training validates on val.
+    eval_split: str = "val"
 
     @property
     def splits(self) -> tuple[str, ...]:
@@ -113,6 +116,7 @@ DATASETS: dict[str, DatasetSpec] = {
         test_prefix=dict(img_path="img_dir/test", seg_map_path="ann_dir/test"),
         scale=(480, 360),
         official_counts={"train": 367, "val": 101, "test": 233},
+        eval_split="test",
     ),
 }
 

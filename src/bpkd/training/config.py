@@ -22,9 +22,7 @@ def data_scale(spec: DatasetSpec, image_hw: tuple[int, int] | None) -> tuple[int
 
 
 def dataset_config(spec: DatasetSpec, data_root: str, split: str, pipeline: list) -> dict:
-    cfg = dict(type=spec.mmseg_type, data_root=data_root,
-               data_prefix=dict(spec.train_prefix if split == "train" else spec.val_prefix),
-               pipeline=pipeline)
+    cfg = dict(type=spec.mmseg_type, data_root=data_root, data_prefix=dict(spec.prefix(split)), pipeline=pipeline)
     ann = spec.extra.get(f"{split}_ann_file")
     if ann:
         cfg["ann_file"] = ann
@@ -63,11 +61,13 @@ def test_pipeline(scale: tuple[int, int], reduce_zero_label: bool = False) -> li
 VAL_METRICS = ("aAcc", "mIoU", "mAcc")
 
 
-def val_parts(spec: DatasetSpec, data_root: str, scale, num_workers: int = 0) -> dict:
+def val_parts(spec: DatasetSpec, data_root: str, scale, num_workers: int = 0, split: str = "val") -> dict:
+    """Data loader and metric that score ``split`` (training validates on val; evaluate@
+    scores the dataset's ``eval_split``)."""
     return dict(
         dataloader=dict(batch_size=1, num_workers=num_workers, persistent_workers=num_workers > 0,
                         sampler=dict(type="DefaultSampler", shuffle=False),
-                        dataset=dataset_config(spec, data_root, "val", test_pipeline(scale, spec.reduce_zero_label))),
+                        dataset=dataset_config(spec, data_root, split, test_pipeline(scale, spec.reduce_zero_label))),
         evaluator=dict(type="IoUMetric", iou_metrics=["mIoU"]),
     )
 
