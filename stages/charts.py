@@ -22,6 +22,7 @@ def main():
     from bpkd import layout, params
     from bpkd.atomic import atomic_path
     from bpkd.report import curves, per_class
+    from bpkd.report.tables import method_rows
 
     p = params.load()
     dataset, pair = p.check("dataset", args.dataset), p.check("pair", args.pair)
@@ -38,11 +39,15 @@ def main():
     merged = curves.collect(runs, finals={"mIoU": finals})
     distilled = {m: runs[m] for m in p.methods if m in p.models}
     terms, balance = curves.method_terms(distilled), curves.method_balance(distilled)
+    # Every model of the tables, released ones included (no seed: one given checkpoint).
     evaluated = {m: layout.per_class_json(dataset, pair, m, seed if m in p.students else None)
-                 for m in ("teacher", "baseline", *p.methods) if m in ("teacher", *p.students, *p.released)}
+                 for m in ("teacher", "baseline", *method_rows(p.methods, p.released))
+                 if m in ("teacher", *p.students, *p.released)}
     classes = per_class.collect(evaluated)
     with atomic_path(args.out, is_dir=True) as tmp:
-        curves.write(merged, tmp)
+        # Every declared table, a header alone where fewer than two runs logged the term
+        # (every student released: no run but the teacher's, none on a real dataset).
+        curves.write({term: merged.get(term, []) for term in curves.OVERLAID}, tmp)
         curves.write_terms(terms, tmp / "terms.tsv")
         curves.write_terms(balance, tmp / "balance.tsv")
         per_class.write(classes, tmp / "per_class.tsv")

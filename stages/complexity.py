@@ -1,6 +1,6 @@
 """DVC stage complexity@<dataset>: FLOPs(G) and Parameters(M) of the teacher and
 student of every pair in params.yaml, with mmengine's complexity analysis (the
-convention is in bpkd.models.complexity). Each row counts the seed's 150-class
+convention is in bpkd.models.complexity). Each row counts the paper's 150-class
 heads, as the paper's tables do (what the results tables show), and under
 ``dataset_heads`` the dataset's own class count (what a model trained on it costs)."""
 from bpkd import cli

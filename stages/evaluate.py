@@ -3,7 +3,8 @@ mIoU, mAcc and aAcc of one checkpoint on the prepared validation split (mmseg's
 test loop and IoUMetric). With --released the checkpoint is the one the seed
 README publishes for that model (bpkd/weights/registry.yaml), built as the
 architecture the registry names for it (the pair's, except Cityscapes PSPNet's
-baseline, mmseg's pspnet_r18b)."""
+baseline, mmseg's pspnet_r18b); where the README has none for that dataset and pair,
+the stage records so ({"released": false}) and the report shows the row as `—`."""
 from bpkd import cli
 
 ap = cli.parser(__doc__)
@@ -14,7 +15,7 @@ source = ap.add_mutually_exclusive_group(required=True)
 source.add_argument("--released", action="store_true",
                     help="evaluate the released checkpoint of --model (the teacher's from the mmseg model zoo)")
 source.add_argument("--checkpoint",
-                help="a checkpoint path, or an http(s) URL (e.g. a released checkpoint of the seed README): "
+                help="a checkpoint path, or an http(s) URL (e.g. a released checkpoint of the paper's README): "
                      "downloaded to data/weights/downloads/, verified, converted to data/weights/converted/")
 ap.add_argument("--sha256", help="expected SHA-256 (or 8+ digit prefix) of a --checkpoint URL; "
                                  "default: the hash bpkd/weights/registry.yaml lists for that URL, if any")
@@ -42,6 +43,15 @@ def main():
 
         if model == "teacher":
             source = registry.teacher(dataset, pair).url
+        elif (dataset, pair, model) not in registry.load().released:
+            # The paper's README links no file for this dataset and pair (Cityscapes' HRNet
+            # CIRKD, Pascal Context 59's HRNet baseline); `released` names it for the others.
+            from bpkd.evaluation.evaluate import write_not_released
+
+            write_not_released(args.out, args.per_class)
+            print(f"{dataset}/{pair}/{model}: the paper released no checkpoint ({registry.REGISTRY_FILE} lists "
+                  "none): its row shows —")
+            return
         else:
             # The file's own architecture where the seed released another one than the
             # pair's student (Cityscapes PSPNet's baseline is mmseg's pspnet_r18b).

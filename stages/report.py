@@ -1,5 +1,5 @@
 """DVC stage report: regenerate the results tables (one per dataset, the seed
-README's layout, plus each method's gains, on a real dataset the seed's reported
+README's layout, plus each method's gains, on a real dataset the paper's reported
 numbers beside the measured ones, and with several seeds their spread, the
 baseline's seed std beside each gain) from the metrics files, render the key
 figures of the plots page as static PNGs (val mIoU curves, per-class IoU, the

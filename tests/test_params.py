@@ -37,6 +37,7 @@ BAD = [
     ("released", ["skds"], "['skds']"),  # also in `models`: both would write its metrics
     ("released", ["baseline"], "['baseline']"),  # also trained here over baseline_seeds
     ("released", ["student"], "'student'"),
+    ("released", ["bpkd"], "['bpkd']"),  # registry.yaml lists no released checkpoint for synthetic
 ]
 
 
@@ -90,11 +91,51 @@ def test_methods_seeds_must_be_baseline_seeds():
 
 def test_a_released_baseline_is_not_trained():
     tree = copy.deepcopy(TREE)
-    tree.update(released=["baseline"], baseline_seeds=[])
+    tree.update(datasets=["cityscapes"], released=["baseline"], baseline_seeds=[])
     p = params.Params(tree)
     assert "baseline" not in p.students and p.check("released", "baseline") == "baseline"
     with pytest.raises(params.ParamsError, match="--model 'baseline' is not in params.yaml's list `models`"):
         p.check("model", "baseline")
+
+
+def test_every_model_released_and_no_method_trained():
+    """The paper's tables without training: `methods: []`, every model of the registry
+    released (methods included, though `methods` lists none of them), no student trained."""
+    tree = copy.deepcopy(TREE)
+    tree.update(datasets=["cityscapes", "ade20k"], pairs=["pspnet_r101_r18", "hrnet_w48_w18s"], methods=[],
+                models=[], released=["baseline", "skds", "ifvd", "cirkd", "cwd", "bpkd"], baseline_seeds=[])
+    p = params.Params(tree)
+    assert (p.methods, p.models, p.students) == ([], [], [])
+    assert p.check("released", "cirkd") == "cirkd"
+    with pytest.raises(params.ParamsError, match="--model 'cirkd' is not in params.yaml's list `models`"):
+        p.check("model", "cirkd")
+
+
+def test_a_dataset_and_pair_with_nothing_released_fails_naming_it():
+    """The shipped registry lists no checkpoint for `synthetic`: released models there
+    would only give rows of `—` after the teacher trained."""
+    tree = copy.deepcopy(TREE)
+    tree.update(datasets=["cityscapes", "synthetic"], methods=[], models=[], released=["baseline", "cirkd"],
+                baseline_seeds=[])
+    with pytest.raises(params.ParamsError) as err:
+        params.Params(tree)
+    assert str(err.value).startswith(
+        "params.yaml: released = ['baseline', 'cirkd'] is invalid; expected models with a released checkpoint for "
+        "each dataset and pair of the run; ")
+    assert "lists none of them for synthetic/hrnet_w48_w18s: remove that dataset or pair" in str(err.value)
+    # Cityscapes' HRNet has no CIRKD file (the paper's README links none): its row shows `—`.
+    tree.update(datasets=["cityscapes"], released=["cirkd"], baseline_seeds=[0, 1, 2])
+    with pytest.raises(params.ParamsError, match="lists none of them for cityscapes/hrnet_w48_w18s"):
+        params.Params(tree)
+    tree.update(released=["baseline", "cirkd"], baseline_seeds=[])
+    assert params.Params(tree).released == ["baseline", "cirkd"]
+
+
+def test_no_method_trained_with_the_baseline_trained():
+    tree = copy.deepcopy(TREE)
+    tree.update(methods=[], models=[])
+    p = params.Params(tree)
+    assert (p.methods, p.students, p.released) == ([], ["baseline"], [])
 
 
 def test_default_params_are_valid():

@@ -363,6 +363,32 @@ def test_a_real_dataset_shows_measured_beside_reported_with_the_difference(tmp_p
     assert "reported" not in synthetic and "†" not in synthetic
 
 
+def test_every_model_released_and_no_method_trained_gives_the_papers_rows_beside_its_numbers(tmp_path):
+    """`methods: []`, every model released: each row comes from its released@ evaluation;
+    Cityscapes' HRNet CIRKD, which the paper released no file of, is recorded as such and
+    shows `—` beside its reported number. Nothing was trained: no seed caption, no spread."""
+    _released(tmp_path, "cityscapes", PAIR, "teacher", 80.40, 87.50)
+    _released(tmp_path, "cityscapes", PAIR, "baseline", 74.50, 83.70)
+    for model, miou in {"skds": 77.00, "ifvd": 76.00, "cwd": 78.37, "bpkd": 77.90}.items():
+        _released(tmp_path, "cityscapes", PAIR, model, miou, 85.0)
+    (tmp_path / "eval" / "cityscapes" / PAIR / "cirkd.json").write_text(json.dumps({"released": False}))
+    released = ["baseline", "skds", "ifvd", "cirkd", "cwd", "bpkd"]
+    text = render(tmp_path, ["cityscapes"], [PAIR], [], seeds=[0, 1, 2], released=released, baseline_seeds=[])
+    lines = list(map(_cells, text.splitlines()))
+    five_columns = [c[0] for c in lines if len(c) == 5 and c[0] != "Methods" and not set(c[0]) <= {"-"}]
+    # the paper's layout, then the boundary table: the same rows
+    assert five_columns == ["T: HRNetV2P-W48", "S: HRNetV2P-W18S", "SKDS", "IFVD", "CIRKD", "CWD", "BPKD(Ours)"] * 2
+    reported = {c[1]: c[2:5] for c in lines if c[0] == PAIR and len(c) == 8}
+    assert reported["SKDS"] == ["77.00", "77.27", "-0.27"] and reported["IFVD"][0] == "76.00"
+    assert reported["CIRKD"][0] == "—" and reported["CIRKD"][2] == "—"  # no file released; reported stays
+    assert ("- Released checkpoints (cityscapes): S: HRNetV2P-W18S, SKDS, IFVD, CWD, BPKD(Ours): downloaded and "
+            "evaluated by `released@…`, not trained here (`src/bpkd/weights/registry.yaml`, "
+            "[weights](docs/weights.md)); none released, so `—`: CIRKD (hrnet_w48_w18s).") in text
+    assert "ran once per seed" not in text and "Spread over seeds" not in text
+    gains = {c[1]: c[3] for c in lines if c[0] == PAIR and len(c) in (6, 7)}
+    assert gains["BPKD(Ours)"] == "+3.40"  # 77.90 - 74.50: against the released baseline
+
+
 def test_with_several_seeds_the_measured_number_is_the_mean(tmp_path):
     for seed, miou in [(0, 75.0), (1, 76.0)]:
         path = tmp_path / "eval" / "cityscapes" / PAIR / f"seed{seed}" / "baseline.json"

@@ -432,6 +432,22 @@ def test_malformed_registry_errors_name_the_key():
     assert registry.load() is good
 
 
+def test_a_trained_teacher_dataset_may_list_released_students_only():
+    """`synthetic` trains its teacher: its entry lists released students of one's own and
+    no teacher (tests/test_released_table.py serves such files to a whole `dvc repro`)."""
+    data = yaml.safe_load(registry.REGISTRY_FILE.read_text())
+    assert "synthetic" not in data["datasets"]  # the shipped file lists none
+    own = {"url": "https://example.org/bpkd_synthetic.pth", "sha256": "0123abcd"}
+    data["datasets"]["synthetic"] = {"hrnet_w48_w18s": {"released": {"bpkd": own}}}
+    reg = registry.parse(data)
+    assert reg.released["synthetic", "hrnet_w48_w18s", "bpkd"].url == own["url"]
+    assert ("synthetic", "hrnet_w48_w18s") not in reg.teachers
+    data["datasets"]["synthetic"]["hrnet_w48_w18s"]["teacher"] = own
+    with pytest.raises(registry.RegistryError, match=r"datasets\.synthetic\.hrnet_w48_w18s\.teacher: "
+                                                     r"teacher@synthetic-hrnet_w48_w18s trains its teacher"):
+        registry.parse(data)
+
+
 def _mmseg_0x_zoo_file(state_dict) -> dict:
     """A checkpoint as mmseg 0.x's model zoo publishes it (tools/train.py, then
     tools/publish_model.py, which drops the optimizer and appends the hash to the
@@ -518,3 +534,21 @@ def test_released_r18b_baseline_resolves_converts_and_evaluates(server, tmp_path
     assert summary["aAcc"] == round(100 * road / (road + car), 2)
     assert summary["mIoU"] == round(100 * road / (road + car) / 2, 2)
     assert summary["mAcc"] == 50.0
+
+
+def test_evaluate_released_unlisted_for_one_pair_records_no_scores(tmp_path):
+    """released@cityscapes-hrnet_w48_w18s-cirkd, every model being released: the paper has
+    no HRNet CIRKD file for Cityscapes, so the stage downloads nothing and records that,
+    and the report's row is `—` (the tables' reading of it: test_report.py)."""
+    tree = yaml.safe_load((REPO / "params.yaml").read_text())
+    tree.update(datasets=["cityscapes"], methods=[], models=[], released=list(registry.RELEASED_MODELS),
+                baseline_seeds=[])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
+    proc = subprocess.run([sys.executable, str(REPO / "stages" / "evaluate.py"), "--released", "--dataset",
+                           "cityscapes", "--pair", "hrnet_w48_w18s", "--model", "cirkd", "--out", "m.json",
+                           "--per-class", "c.json"], cwd=tmp_path, env=tool_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "cityscapes/hrnet_w48_w18s/cirkd: the paper released no checkpoint" in proc.stdout
+    assert json.loads((tmp_path / "m.json").read_text()) == {"released": False}
+    assert json.loads((tmp_path / "c.json").read_text()) == []
+    assert not (tmp_path / "data").exists()  # nothing downloaded

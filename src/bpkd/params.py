@@ -157,7 +157,8 @@ class Params:
         self.profile = _choice(tree, "profile", sorted(_get(tree, "profiles")))
         self.datasets = _names(tree, "datasets", sorted(DATASETS))
         self.pairs = _names(tree, "pairs", sorted(PAIRS))
-        self.methods = _names(tree, "methods", list(METHODS))
+        # The distillation methods trained here ([]: none, e.g. when every student is released).
+        self.methods = _names(tree, "methods", list(METHODS), may_be_empty=True)
         for key in ("models", "released"):
             if isinstance(tree.get(key), list) and "teacher" in tree[key]:
                 _fail(key, tree[key], "students only: the teacher is trained or downloaded by teacher@… and "
@@ -167,8 +168,11 @@ class Params:
                                             "evaluated once per seed of `baseline_seeds`; remove 'baseline'")
         # The distilled students trained and evaluated here, once per seed of `seeds`.
         self.models = _names(tree, "models", self.methods, may_be_empty=True)
-        # Models evaluated from the seed's released checkpoints instead of trained ones.
-        self.released = _names(tree, "released", ["baseline", *self.methods], may_be_empty=True)
+        # Models evaluated from the paper's released checkpoints instead of trained ones: the
+        # baseline or any method, whether `methods` trains it or not (`methods: []` with
+        # every model released trains no student); registry.yaml must list one of them for
+        # each dataset and pair (_check_released_in_registry).
+        self.released = _names(tree, "released", ["baseline", *METHODS], may_be_empty=True)
         self.seeds = _seeds(tree)
         # The baseline student's seeds ([] only when it is released instead of trained).
         self.baseline_seeds = _seeds(tree, "baseline_seeds", may_be_empty="baseline" in self.released)
@@ -180,6 +184,7 @@ class Params:
             _fail("released", tree["released"], f"'baseline' only with baseline_seeds = [] (the baseline is "
                                                 f"also trained here over baseline_seeds = {self.baseline_seeds}): "
                                                 "set baseline_seeds: [] or remove 'baseline' from released")
+        self._check_released_in_registry()
         missing = [s for s in self.seeds if s not in self.baseline_seeds]
         if self.baseline_seeds and missing:
             raise ParamsError(f"params.yaml: seeds = {self.seeds} has seeds missing from baseline_seeds = "
@@ -198,6 +203,25 @@ class Params:
         self.students = ((["baseline"] if self.baseline_seeds else []) + self.models
                          + ([SAME_COMPUTE] if self.same_compute_seeds else []))
         self.train = {role: self._train(role) for role in ROLES}
+
+    def _check_released_in_registry(self) -> None:
+        """bpkd/weights/registry.yaml must list a checkpoint of ``released`` for each dataset
+        and pair of the run: failing here, at any stage's start, beats a table of `—` after
+        the teacher has trained. A model with no file for one pair (Cityscapes' HRNet CIRKD,
+        Pascal Context's HRNet baseline: the paper's README links none) is allowed:
+        released@ records that, and its row shows `—` as in the paper's README."""
+        if not self.released:
+            return
+        from .weights import registry
+
+        listed = registry.load().released
+        bare = [f"{d}/{p}" for d in self.datasets for p in self.pairs
+                if not any((d, p, m) in listed for m in self.released)]
+        if bare:
+            _fail("released", self.tree["released"],
+                  f"models with a released checkpoint for each dataset and pair of the run; "
+                  f"{registry.REGISTRY_FILE} lists none of them for {', '.join(bare)}: remove that dataset or pair "
+                  "from `datasets`/`pairs`, or list checkpoints of your own there (docs/weights.md)")
 
     def same_compute(self) -> TrainSettings:
         """The student's settings with ``profiles.<profile>.same_compute.iters`` iterations

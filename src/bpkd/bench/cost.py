@@ -75,7 +75,7 @@ from dataclasses import dataclass
 from ..models.pairs import PAIRS
 
 MODELS = ("teacher", "baseline", "skds", "ifvd", "cirkd", "cwd", "bpkd")
-TRAINED = MODELS[1:]  # the teacher is the seed's released checkpoint: downloaded, not trained
+TRAINED = MODELS[1:]  # the teacher is the paper's released checkpoint: downloaded, not trained
 BATCH_PER_GPU = 2  # mmseg's 4xb2 configs (the paper's 4 GPUs x 2 images)
 ITERS = 80_000  # the paper's schedule (mmseg's schedule_80k)
 PAPER_GPUS = 4
@@ -146,7 +146,7 @@ def _measure(jobs: list[dict]) -> list[dict]:
     from ..cli import quiet_library_noise
 
     quiet_library_noise()
-    # mmseg's note on every head built: the pipeline keeps the seed's avg_non_ignore=False.
+    # mmseg's note on every head built: the pipeline keeps the paper's avg_non_ignore=False.
     warnings.filterwarnings("ignore", message="Default ``avg_non_ignore`` is False", category=UserWarning)
     import torch
     from mmseg.utils import register_all_modules

@@ -70,6 +70,13 @@ def profile_tables(profiles: dict[str, list[dict]], interior_x: float) -> dict[s
     return tables
 
 
+def _empty_chart(title: str) -> dict:
+    """A Vega-Lite chart of ``title`` with no data, saying why."""
+    return {"$schema": "https://vega.github.io/schema/vega-lite/v5.json", "title": title, "width": 400, "height": 60,
+            "data": {"values": [{"text": "no student trained here to draw (released ones: the report's tables)"}]},
+            "mark": {"type": "text", "fontSize": 13}, "encoding": {"text": {"field": "text"}}}
+
+
 def _write_tsv(path: Path, rows: list[dict], stat: str) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["distance", "run", stat], delimiter="\t", lineterminator="\n")
@@ -188,10 +195,12 @@ def run(*, dataset: str, pair: str, data_root: str, image_hw, crop, models: list
     interior_x = round((max_d + 1) * scale, 2)
     for stat, rows in profile_tables(drawn, interior_x).items():
         _write_tsv(figures / f"{stat}.tsv", rows, stat)
-        spec_ = chart_spec(figures / f"{stat}.tsv", plot_props(stat, dataset, pair), templates_dir)
-        if spec_:
-            with atomic_path(figures / f"{stat}.png") as tmp:
-                tmp.write_bytes(to_png(spec_))
+        props = plot_props(stat, dataset, pair)
+        # No rows: the KL chart when no student is drawn (every one released, none trained
+        # here); its PNG, a declared output, then says so.
+        spec_ = chart_spec(figures / f"{stat}.tsv", props, templates_dir) or _empty_chart(props["title"])
+        with atomic_path(figures / f"{stat}.png") as tmp:
+            tmp.write_bytes(to_png(spec_))
     from PIL import Image
 
     for name, png in (("uncertainty.png", render_panels(panels, spec.num_classes, kl_scale, edge_radius)),

@@ -1,5 +1,6 @@
-"""Evaluate one checkpoint on a prepared dataset's validation split with mmseg's
-test loop and ``IoUMetric``; write the summary metrics and the per-class plot data."""
+"""Evaluate one checkpoint on a prepared dataset's evaluation split (validation; CamVid's
+test split, where its peers report) with mmseg's test loop and ``IoUMetric``; write the
+summary metrics and the per-class plot data."""
 from __future__ import annotations
 
 import tempfile
@@ -31,7 +32,7 @@ def evaluate(*, dataset: str, arch: str, checkpoint: str, data_root: str, image_
     scale = data_scale(spec, image_hw)
     model = model_config(arch, spec.num_classes, crop or spec.crop, test_mode=spec.test_mode,
                          slide_stride=spec.slide_stride, ignore_index=spec.ignore_index)
-    val = val_parts(spec, data_root, scale)
+    val = val_parts(spec, data_root, scale, split=spec.eval_split)
     radius = band_radius(EVAL_EDGE_RADIUS, image_hw)
     val["evaluator"].update(type="RegionIoUMetric", edge_width=radius)
     with tempfile.TemporaryDirectory(prefix="bpkd-eval-") as work_dir:
@@ -45,7 +46,10 @@ def evaluate(*, dataset: str, arch: str, checkpoint: str, data_root: str, image_
         load_into(runner.model, checkpoint)
         summary = runner.test()
         per_class = runner.test_evaluator.metrics[0].per_class
-    return {**{k: round(float(summary[k]), 2) for k in SUMMARY_KEYS}, "edge_radius_px": radius}, per_class
+    scores = {**{k: round(float(summary[k]), 2) for k in SUMMARY_KEYS}, "edge_radius_px": radius}
+    if spec.eval_split != "val":  # said where it is not the validation split every other dataset reports
+        scores["split"] = spec.eval_split
+    return scores, per_class
 
 
 def write_metrics(summary: dict, per_class: dict, metrics_out: str | Path, per_class_out: str | Path) -> None:
@@ -55,3 +59,11 @@ def write_metrics(summary: dict, per_class: dict, metrics_out: str | Path, per_c
     # A list of rows is what `dvc plots` draws as a bar chart (x: IoU, y: class).
     write_json(per_class_out, [{"class": name, "IoU": v["IoU"], "Acc": v["Acc"]} for name, v in per_class.items()])
     write_json(metrics_out, summary)
+
+
+def write_not_released(metrics_out: str | Path, per_class_out: str | Path) -> None:
+    """What ``released@`` writes for a model the paper released no file of for that
+    dataset and pair (its README's row has no link): no scores, so the report's row shows
+    ``—`` and its per-class chart draws no bars for it."""
+    write_json(per_class_out, [])
+    write_json(metrics_out, {"released": False})

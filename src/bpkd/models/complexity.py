@@ -1,7 +1,7 @@
 """FLOPs and parameters of the paper's architectures, counted with mmengine's
 jit analyzer (``mmengine.analysis``).
 
-What is counted (measured to reproduce the seed's columns, see README "Models and
+What is counted (measured to reproduce the paper's columns, see README "Models and
 the complexity convention"):
   * the forward of mmseg's whole-image inference, ``EncoderDecoder.encode_decode``:
     backbone + decode head + the bilinear resize of the logits to the input size
@@ -14,20 +14,20 @@ the complexity convention"):
         handles as shipped -- conv MACs (no bias), eval BN 2 per element, bilinear
         upsampling 4 per output element, adaptive average pooling 1 per input
         element, matmul/linear MACs; ReLU, max pooling and additions count zero.
-        This reproduces all eight seed FLOPs to their two decimals (with the seed's
+        This reproduces all eight FLOPs of the paper's README to their two decimals (with the paper's
         heads, below);
       - ``mmcv1``: mmcv 1.x's module-hook convention (``bpkd.models.mmcv1_flops``);
         kept because the issue assumed the seed used it -- measured, it does not
         reproduce the seed (README);
   * parameters: all parameters of the model as trained, auxiliary head included.
 
-Heads (``--heads``): the seed's numbers are those of the ADE20K models (150-class
+Heads (``--heads``): the paper's README's numbers are those of the ADE20K models (150-class
 heads) in all three of its tables, so its FLOPs(G)/Parameters(M) columns are a
 property of the architecture, not of the dataset. ``seed`` (default) counts with
 150 classes whatever ``--dataset`` says and reproduces all sixteen Cityscapes-column
 numbers; it is also what the results tables show, so they mean what the paper's
 mean. ``dataset`` gives the heads the dataset's own class count: what a model
-trained on it really costs (``complexity@<dataset>`` records it beside the seed's).
+trained on it really costs (``complexity@<dataset>`` records it beside the paper's).
 
     python -m bpkd.models.complexity --dataset cityscapes [--heads seed|dataset] [--convention mmcv1] [--json]
 """
@@ -100,7 +100,7 @@ def complexity(arch: str, num_classes: int, input_hw: tuple[int, int] = COUNT_IN
 
 
 def head_classes(dataset: str, heads: str) -> int:
-    """The class count of the counted heads: the seed's 150, or ``dataset``'s own."""
+    """The class count of the counted heads: the paper's 150, or ``dataset``'s own."""
     from ..datasets.specs import get
 
     if heads not in HEADS:
@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="cityscapes", help="dataset whose class count sizes the heads with --heads dataset")
     parser.add_argument("--heads", choices=HEADS, default="seed",
-                        help=f"seed: {SEED_NUM_CLASSES}-class (ADE20K) heads, as the seed's three tables count "
+                        help=f"seed: {SEED_NUM_CLASSES}-class (ADE20K) heads, as the paper's three tables count "
                              "(default); dataset: the dataset's own class count")
     parser.add_argument("--convention", choices=CONVENTIONS, default="mmengine", help="FLOPs convention")
     parser.add_argument("--arch", action="append", choices=sorted(ARCHS),

@@ -1,9 +1,9 @@
 """mmcv 1.x's FLOP-counting convention, reproduced with mmengine's jit analyzer.
 
-mmseg 0.x's ``tools/get_flops.py`` (the environment the seed's README names)
+mmseg 0.x's ``tools/get_flops.py`` (the environment the paper's README names)
 counts with mmcv 1.x's ``get_model_complexity_info``: a forward hook on every
 module whose *exact* type is in a fixed list adds that module's cost, and nothing
-else is counted. (Measured, the seed's columns are *not* this convention but
+else is counted. (Measured, the paper's columns are *not* this convention but
 mmengine's: README, "Models and the complexity convention"; this one is kept as
 ``--convention mmcv1``.) Its per-module formulas (one multiply-accumulate = one FLOP):
 

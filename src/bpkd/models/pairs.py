@@ -36,7 +36,7 @@ ARCHS: dict[str, Arch] = {
     "isanet_r101": Arch("ISANet-R101", "isanet/isanet_r101-d8_4xb2-80k_cityscapes-512x1024.py"),
     "isanet_r18": Arch("ISANet-R18", "isanet/isanet_r50-d8_4xb2-80k_cityscapes-512x1024.py", _R18_HEADS),
     # No pair's student: the architecture of mmseg's Cityscapes PSPNet-R18 model-zoo file,
-    # which the seed README's Cityscapes table reports (and links) as its PSPNet-R18
+    # which the paper's README's Cityscapes table reports (and links) as its PSPNet-R18
     # baseline. ResNet-18 with torchvision's single 7x7 stem ('ResNet', from
     # 'torchvision://resnet18') instead of the V1c deep stem; heads as pspnet_r18.
     # Only released@ builds it (registry.yaml names it as that entry's `arch`).

@@ -1,7 +1,7 @@
 """Class activation maps of each model for one class and image (captum's ``LayerGradCam``).
 
 Grad-CAM (Selvaraju et al., "Grad-CAM: Visual Explanations from Deep Networks via
-Gradient-based Localization", ICCV 2017, arXiv:1610.02391) as the seed's visualisation
+Gradient-based Localization", ICCV 2017, arXiv:1610.02391) as the paper's visualisation
 page shows CAM panels. The layer is the input of the decode head's classifier
 (``decode_head.conv_seg``: the decode feature every method distils), so the map is
 ``ReLU(sum_k alpha_k A_k)`` with ``alpha_k`` the spatial mean gradient of the score

@@ -17,15 +17,17 @@ def collect(models: dict[str, str | Path]) -> list[tuple[str, str, float]]:
     """``[(class, model, IoU), ...]`` in class order, then ``models`` order
     (``{model: its per-class file}``).
 
-    Models without an evaluation yet are skipped; every evaluated model must name
+    Models without an evaluation yet, or with an empty one (a checkpoint the paper did
+    not release for this pair: ``released@`` writes ``[]``), are skipped; every evaluated model must name
     the same classes in the same order (one dataset), otherwise bars would be
     grouped under the wrong class.
     """
     tables: dict[str, list[dict]] = {}
     for model, path in models.items():
         path = Path(path)
-        if path.is_file():
-            tables[model] = json.loads(path.read_text())
+        rows = json.loads(path.read_text()) if path.is_file() else []
+        if rows:
+            tables[model] = rows
     if not tables:
         return []
     classes = [row["class"] for row in next(iter(tables.values()))]

@@ -1,4 +1,4 @@
-"""The seed's reported numbers beside the measured ones.
+"""The paper's reported numbers beside the measured ones.
 
 ``seed_tables.yaml`` next to this module holds the three tables of the paper's README
 (Liu et al., "BPKD: Boundary Privileged Knowledge Distillation for Semantic

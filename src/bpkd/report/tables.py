@@ -19,6 +19,10 @@ student's standard deviation and its paired differences.
 
 On a dataset the paper reports (not ``synthetic``), a third view puts each measured
 mIoU/mAcc beside the paper's (:mod:`bpkd.report.reported`).
+
+A row of ``released`` (the paper's checkpoints, evaluated by ``released@``, no seed)
+is shown whether or not ``methods`` trains that model: with ``methods: []`` and every
+model released, the tables are the paper's, measured from its checkpoints.
 """
 from __future__ import annotations
 
@@ -49,6 +53,13 @@ EVAL_KEYS = {"mIoU(%)": "mIoU", "mAcc(%)": "mAcc", "edge mIoU(%)": "mIoU_edge", 
              "BF(%)": "mBF", "edge_radius_px": "edge_radius_px"}
 
 
+def method_rows(methods: list[str], released: list[str] = ()) -> list[str]:
+    """The distilled students the tables show: those of ``methods`` (trained here), then
+    the released ones ``methods`` does not list, in the paper's order (with
+    ``methods: []`` and every model released, the paper's rows from its checkpoints)."""
+    return [*methods, *(m for m in METHOD_LABELS if m in released and m not in methods)]
+
+
 def _entries(pair: str, methods: list[str], same_compute: bool = False) -> list[tuple[str, str, str]]:
     t, s = PAIRS[pair].teacher, PAIRS[pair].student
     return ([("teacher", f"T: {ARCHS[t].name}", t), ("baseline", f"S: {ARCHS[s].name}", s)]
@@ -76,7 +87,7 @@ def runs_frame(metrics_dir: Path, dataset: str, pairs: list[str], methods: list[
             given = model == "teacher" or model in released
             for seed in [None] if given else own_seeds.get(model, seeds):
                 m = _read(Path(layout.eval_json(dataset, pair, model, seed, metrics=str(metrics_dir))))
-                if m is None:
+                if m is None or m.get("released") is False:  # not run, or no file released for this pair
                     continue
                 cost = _read(Path(layout.cost_json(dataset, pair, model, seed, metrics=str(metrics_dir)))) or {}
                 rows.append({"pair": pair, "model": model, "Methods": label, "seed": seed,
@@ -205,13 +216,31 @@ def noise_interval(std: float, n: int, level: float = 0.95) -> tuple[float, floa
     return std * (df / chi2.ppf(1 - (1 - level) / 2, df)) ** 0.5, std * (df / chi2.ppf((1 - level) / 2, df)) ** 0.5
 
 
-def _reading(datasets: list[str], runs: dict[str, pd.DataFrame]) -> str:
-    """What the numbers mean, in a few generated lines: the data, the seeds each row
-    ran, the one noise threshold, and where BPKD's place is explained."""
+def _unreleased(metrics_dir: Path, dataset: str, pairs: list[str], methods: list[str],
+                released: list[str]) -> list[str]:
+    """``"<label> (<pair>)"`` of each model of ``released`` whose released@ stage found no
+    file for that pair (the paper's README links none)."""
+    return [f"{label} ({pair})" for pair in pairs for model, label, _ in _entries(pair, methods)
+            if model in released and (_read(Path(layout.eval_json(dataset, pair, model, metrics=str(metrics_dir))))
+                                       or {}).get("released") is False]
+
+
+def _reading(datasets: list[str], runs: dict[str, pd.DataFrame], unreleased: dict[str, list[str]]) -> str:
+    """What the numbers mean, in a few generated lines: the data, the rows evaluated from
+    released checkpoints, the seeds each row ran, the one noise threshold, and where
+    BPKD's place is explained."""
     lines = []
     if "synthetic" in datasets:
         lines.append("- On `synthetic` these numbers measure the methods on the pipeline's own generated street scenes "
                      "([datasets](docs/datasets.md)), not the paper's claims.")
+    for dataset, frame in runs.items():
+        given = frame.loc[frame["seed"].isna() & (frame["model"] != "teacher"), "Methods"].drop_duplicates()
+        if len(given):
+            lines.append(f"- Released checkpoints ({dataset}): {', '.join(given)}: downloaded and evaluated by "
+                         "`released@…`, not trained here (`src/bpkd/weights/registry.yaml`, "
+                         "[weights](docs/weights.md))"
+                         + (f"; none released, so `—`: {', '.join(unreleased[dataset])}"
+                            if unreleased[dataset] else "") + ".")
     for dataset, frame in runs.items():
         trained = frame[frame["seed"].notna()]
         counts = trained.groupby("Methods", sort=False)["seed"].nunique()
@@ -237,7 +266,9 @@ def render(metrics_dir: str | Path, datasets: list[str], pairs: list[str], metho
            baseline_seeds: list[int] | None = None, same_compute_seeds: list[int] = (),
            source: str | None = None, gains: bool = True, title: str = "Results") -> str:
     """The tables document; ``level`` is the heading level of its title (README embeds it lower).
-    ``baseline_seeds`` (default: ``seeds``) are the baseline student's, ``seeds`` the methods',
+    ``methods``: the distilled students trained here; each of ``released`` gets its row too,
+    read from its one evaluation (:func:`method_rows`). ``baseline_seeds`` (default:
+    ``seeds``) are the baseline student's, ``seeds`` the methods',
     ``same_compute_seeds`` the same-compute baseline's (none: no such row). ``source``:
     where the numbers come from, when not this run's ``metrics/``; ``gains``: with the
     gains table (Δ against the baseline's mean; README leaves it to the paired spread
@@ -245,18 +276,21 @@ def render(metrics_dir: str | Path, datasets: list[str], pairs: list[str], metho
     metrics_dir = Path(metrics_dir)
     seeds = list(seeds)
     baseline_seeds = seeds if baseline_seeds is None else list(baseline_seeds)
-    several = len(seeds) > 1 or ("baseline" not in released and len(baseline_seeds) > 1)
+    trained = "baseline" not in released or any(m not in released for m in methods)
+    methods = method_rows(methods, released)
+    several = trained and (len(seeds) > 1 or ("baseline" not in released and len(baseline_seeds) > 1))
     h = "#" * level
     parts = [f"{h} {title}", "",
              (source + " " if source else "Regenerated by the `report` stage from `metrics/`; ")
              + "`—` marks a run that has not happened.", "",
              COMPLEXITY_CAPTION, ""]
-    caption = _seeds_caption(seeds, [] if "baseline" in released else baseline_seeds, gains)
+    caption = trained and _seeds_caption(seeds, [] if "baseline" in released else baseline_seeds, gains)
     if caption:
         parts += [caption, ""]
     frames = {dataset: runs_frame(metrics_dir, dataset, pairs, methods, seeds, released, baseline_seeds,
                                   same_compute_seeds) for dataset in datasets}
-    parts += [_reading(datasets, frames), ""]
+    unreleased = {dataset: _unreleased(metrics_dir, dataset, pairs, methods, released) for dataset in datasets}
+    parts += [_reading(datasets, frames, unreleased), ""]
     for dataset in datasets:
         runs = frames[dataset]
         frame = dataset_frame(metrics_dir, dataset, pairs, methods, runs, bool(same_compute_seeds))
@@ -265,7 +299,7 @@ def render(metrics_dir: str | Path, datasets: list[str], pairs: list[str], metho
             caption, table = comparison_table(frame, dataset, several_seeds=several)
             parts += [caption, "", table, ""]
         noise = bool((frame.loc[frame["model"] == "baseline", "n"] > 1).any())
-        if gains:
+        if gains and methods:
             parts += [GAINS_NOISE_CAPTION if noise else GAINS_CAPTION, "", gains_table(frame, methods), ""]
         parts += [f"Boundaries ({_band_caption(frame)}; BF: boundary F-score, 2 px tolerance):", "",
                   markdown_table(frame, BOUNDARY_COLUMNS), ""]

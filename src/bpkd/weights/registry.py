@@ -5,7 +5,7 @@ corrected (or a full SHA-256 pinned once a file has been fetched) without touchi
 any logic, and so that the closing note of issue 4 can list it as it is. This
 module only reads it, checks its shape once (an error names the offending key), and
 answers four questions: which teacher for a dataset and pair, which ImageNet
-backbone an architecture starts from, which released student checkpoint the seed's
+backbone an architecture starts from, which released student checkpoint the paper's
 tables report, and which architecture that checkpoint is evaluated as.
 """
 from __future__ import annotations
@@ -20,7 +20,11 @@ import yaml
 from . import CheckpointError
 
 REGISTRY_FILE = Path(__file__).with_name("registry.yaml")
+# The paper's datasets: each lists a teacher for every pair (teacher@ downloads it there).
 DATASETS = ("cityscapes", "ade20k", "pascal_context59")
+# Datasets whose teacher trains here (teacher@synthetic-…): an entry may list released
+# students of one's own for some pairs, and no teacher. The shipped file lists none.
+TRAINED_TEACHER_DATASETS = ("synthetic",)
 RELEASED_MODELS = ("baseline", "skds", "ifvd", "cirkd", "cwd", "bpkd")
 _HEX = re.compile(r"^[0-9a-f]{8,64}$")
 _ENTRY_KEYS = {"url", "sha256", "mirrors", "arch", "readme_url", "note", "prefix"}
@@ -108,24 +112,30 @@ def parse(data, pairs=None) -> Registry:
         if dataset not in datasets:
             raise RegistryError(f"{REGISTRY_FILE}: datasets.{dataset}: missing")
     for dataset, by_pair in datasets.items():
-        if dataset not in DATASETS:
-            raise RegistryError(f"{REGISTRY_FILE}: datasets.{dataset}: unknown dataset; expected one of {DATASETS}")
-        for pair in pairs:
+        if dataset not in (*DATASETS, *TRAINED_TEACHER_DATASETS):
+            raise RegistryError(f"{REGISTRY_FILE}: datasets.{dataset}: unknown dataset; expected one of "
+                                f"{(*DATASETS, *TRAINED_TEACHER_DATASETS)}")
+        downloaded = dataset in DATASETS
+        for pair in pairs if downloaded else ():
             if pair not in (by_pair or {}):
                 raise RegistryError(f"{REGISTRY_FILE}: datasets.{dataset}.{pair}: missing")
-        for pair, raw in by_pair.items():
+        for pair, raw in (by_pair or {}).items():
             key = f"datasets.{dataset}.{pair}"
             if pair not in pairs:
                 raise RegistryError(f"{REGISTRY_FILE}: {key}: unknown pair; expected one of {sorted(pairs)}")
-            if not isinstance(raw, dict) or "teacher" not in raw:
+            if not isinstance(raw, dict) or (downloaded and "teacher" not in raw):
                 raise RegistryError(f"{REGISTRY_FILE}: {key}.teacher: missing")
             extra = set(raw) - {"teacher", "released"}
             if extra:
                 raise RegistryError(f"{REGISTRY_FILE}: {key}: unknown fields {sorted(extra)}")
-            teachers[dataset, pair] = _entry(f"{key}.teacher", raw["teacher"])
-            if teachers[dataset, pair].arch is not None:  # the teacher stage builds the pair's teacher only
-                raise RegistryError(f"{REGISTRY_FILE}: {key}.teacher.arch: a teacher must be of the pair's "
-                                    f"teacher architecture; `arch` is for released students only")
+            if not downloaded and "teacher" in raw:
+                raise RegistryError(f"{REGISTRY_FILE}: {key}.teacher: teacher@{dataset}-{pair} trains its teacher, "
+                                    f"it downloads none; list released students only")
+            if downloaded:
+                teachers[dataset, pair] = _entry(f"{key}.teacher", raw["teacher"])
+                if teachers[dataset, pair].arch is not None:  # the teacher stage builds the pair's teacher only
+                    raise RegistryError(f"{REGISTRY_FILE}: {key}.teacher.arch: a teacher must be of the pair's "
+                                        f"teacher architecture; `arch` is for released students only")
             for model, entry in (raw.get("released") or {}).items():
                 if model not in RELEASED_MODELS:
                     raise RegistryError(f"{REGISTRY_FILE}: {key}.released.{model}: unknown model; "
@@ -153,11 +163,11 @@ def teacher(dataset: str, pair: str) -> WeightEntry:
 
 
 def released(dataset: str, pair: str, model: str) -> WeightEntry:
-    """The released student ``model`` (baseline or a method) of the seed's tables."""
+    """The released student ``model`` (baseline or a method) of the paper's tables."""
     reg = load()
     if (dataset, pair, model) not in reg.released:
         have = sorted(m for d, p, m in reg.released if (d, p) == (dataset, pair))
-        raise RegistryError(f"the seed README releases no {model!r} checkpoint for {dataset}/{pair} "
+        raise RegistryError(f"the paper's README releases no {model!r} checkpoint for {dataset}/{pair} "
                             f"(released there: {have or 'none'})")
     return reg.released[dataset, pair, model]
 
