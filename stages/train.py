@@ -3,8 +3,9 @@ baseline_same_compute@<dataset>-<pair>-<seed>: train a segmentor with mmengine's
 Runner and export it as a plain mmseg checkpoint. The same-compute baseline is the
 baseline student trained for profiles.<profile>.same_compute.iters iterations.
 
-On a real dataset the teacher is not trained: it is the paper's mmseg model-zoo
-checkpoint (bpkd/weights/registry.yaml), downloaded, verified and converted.
+On the paper's datasets (Cityscapes, ADE20K, Pascal Context 59) the teacher is not
+trained: it is the paper's mmseg model-zoo checkpoint (bpkd/weights/registry.yaml),
+downloaded, verified and converted. On synthetic and CamVid it trains here.
 
 With profiles.<profile>.train.nproc > 1 the script re-runs itself under
 `python -m torch.distributed.run --standalone` (one machine); under a torchrun the
@@ -43,9 +44,11 @@ def main():
     role = "teacher" if args.role == "teacher" else "student"
     seeds_key = "same_compute_seed" if args.role == "baseline_same_compute" else "baseline_seed"
     seed = None if role == "teacher" else p.check(seeds_key, p.seeds[0] if args.seed is None else args.seed)
-    downloaded = args.role == "teacher" and dataset != "synthetic"
+    from bpkd.weights import registry
+
+    # The paper's datasets download the teacher it released; synthetic and CamVid train theirs.
+    downloaded = args.role == "teacher" and dataset in registry.DATASETS
     if downloaded:
-        from bpkd.weights import registry
 
         entry = registry.teacher(dataset, pair)
         if args.dry_run:

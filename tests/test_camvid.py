@@ -230,3 +230,35 @@ def test_evaluate_scores_the_test_split_and_training_validates_on_val():
     validated = val_parts(spec, "data/prepared/camvid", spec.scale)
     assert scored["dataloader"]["dataset"]["data_prefix"] == {"img_path": "img_dir/test", "seg_map_path": "ann_dir/test"}
     assert validated["dataloader"]["dataset"]["data_prefix"] == {"img_path": "img_dir/val", "seg_map_path": "ann_dir/val"}
+
+
+def test_frames_prepared_smaller_are_read_at_that_size_by_every_stage(tmp_path):
+    """data.camvid.height/width: frames area-averaged, labels nearest, the size recorded
+    in dataset.json, where training, evaluation and the band radius read it."""
+    from bpkd.distill.band_radius import band_radius
+    from bpkd.training.config import data_scale
+    from bpkd.training.run import _image_hw
+
+    raw = _segnet(tmp_path / "raw")
+    params = _params(raw)
+    params.tree["data"]["camvid"].update(height=6, width=8)
+    with pytest.raises(Exception, match=r"data.camvid.height = 6 is invalid; expected an integer >= 16"):
+        prepare(params, "camvid", tmp_path / "prepared")
+    params.tree["data"]["camvid"].update(height=18, width=24)
+    out = tmp_path / "prepared"
+    prepare(params, "camvid", out)
+    frame = out / "img_dir" / "train" / "0001TP_train00.png"
+    assert Image.open(frame).size == (24, 18) and frame.stat().st_ino != (raw / "train" / frame.name).stat().st_ino
+    source = np.asarray(Image.open(raw / "trainannot" / frame.name))
+    label = np.asarray(Image.open(out / "ann_dir" / "train" / frame.name))
+    assert label.shape == (18, 24) and set(np.unique(label)) <= set(np.unique(np.where(source == 11, 255, source)))
+    assert _image_hw(params, "camvid", str(out), dry_run=False) == (18, 24)
+    assert data_scale(specs.get("camvid"), (18, 24)) == (24, 18)
+    assert band_radius(3, (180, 240)) == 1  # the paper's 3 px at the scale of 180-high frames
+    del params.tree["data"]["camvid"]["width"]
+    with pytest.raises(Exception, match=r"data.camvid.width is missing; expected both height and width"):
+        prepare(params, "camvid", tmp_path / "again")
+    params.tree["data"]["cityscapes"] = {"height": 512, "width": 1024}
+    from bpkd.datasets.prepare import image_hw
+    with pytest.raises(Exception, match=r"data.cityscapes.height = 512 is not supported for cityscapes"):
+        image_hw(params, "cityscapes")

@@ -77,10 +77,16 @@ def _unlisted(raw: Path, split: str, named: set[Path]) -> list[str]:
             for path in sorted(folder.iterdir()) if path not in named]
 
 
-def convert(raw: Path, out: Path) -> dict:
+def convert(raw: Path, out: Path, image_hw: tuple[int, int] | None = None) -> dict:
     """Write the prepared layout under ``out`` (a fresh temporary folder); returns what
     ``dataset.json`` records; raises :class:`~bpkd.datasets.validate.DataError` (naming
-    raw files). ``prepare`` has checked the download's :data:`PIECES` before."""
+    raw files). ``prepare`` has checked the download's :data:`PIECES` before.
+
+    ``image_hw`` (height, width): frames written at that size (area-averaged) and labels
+    with them (nearest), as the demo draws its scenes smaller than the paper's frames;
+    ``dataset.json`` then records it, and every stage reads the data at that size and
+    draws band radii at its scale (``bpkd.distill.band_radius``). None: frames linked as
+    they come."""
     from PIL import Image
 
     from .validate import DataError
@@ -117,12 +123,24 @@ def convert(raw: Path, out: Path) -> dict:
         if found:
             return found
         label_out.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.where(ids == VOID, IGNORE, ids).astype(np.uint8), mode="L").save(label_out)
-        link(frame, frame_out)
+        prepared = Image.fromarray(np.where(ids == VOID, IGNORE, ids).astype(np.uint8), mode="L")
+        if image_hw is None:
+            prepared.save(label_out)
+            link(frame, frame_out)
+            return []
+        size = (image_hw[1], image_hw[0])  # PIL: (width, height)
+        prepared.resize(size, Image.NEAREST).save(label_out)
+        frame_out.parent.mkdir(parents=True, exist_ok=True)
+        with Image.open(frame) as im:
+            im.convert("RGB").resize(size, Image.BOX).save(frame_out)
         return []
 
     problems = parallel(one, jobs)
     if problems:
         raise DataError(problems)
-    return dict(source=f"CamVid, SegNet's 11-class release ({REPOSITORY}): frames linked as they are, "
-                       f"labels with void ({VOID}) written as {IGNORE}", splits=list(SPLITS))
+    if image_hw is None:
+        return dict(source=f"CamVid, SegNet's 11-class release ({REPOSITORY}): frames linked as they are, "
+                           f"labels with void ({VOID}) written as {IGNORE}", splits=list(SPLITS))
+    return dict(source=f"CamVid, SegNet's 11-class release ({REPOSITORY}): frames resized to {image_hw[0]}x"
+                       f"{image_hw[1]} (area), labels with them (nearest) and void ({VOID}) written as {IGNORE}",
+                splits=list(SPLITS), image_hw=list(image_hw))

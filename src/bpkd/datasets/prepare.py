@@ -52,6 +52,33 @@ def expected_counts(params: Params, dataset: str) -> dict[str, int]:
     return dict(counts)
 
 
+# Datasets whose converter can write the frames at another size than they come
+# (``data.<dataset>.height``/``width``), as the demo draws its scenes smaller than the paper's frames.
+RESIZABLE = ("camvid",)
+
+
+def image_hw(params: Params, dataset: str) -> tuple[int, int] | None:
+    """The size (height, width) ``prepare`` writes a real dataset's frames at: params'
+    ``data.<dataset>.height`` and ``width`` (both or neither), None for the size they come at."""
+    group = _group(params, dataset)
+    given = [k for k in ("height", "width") if group.get(k) is not None]
+    if not given:
+        return None
+    key = f"data.{dataset}.{given[0]}"
+    if dataset not in RESIZABLE:
+        raise ParamsError(f"params.yaml: {key} = {group[given[0]]!r} is not supported for {dataset}; "
+                          f"expected no height/width (only {', '.join(RESIZABLE)} can be prepared at another size)")
+    if len(given) == 1:
+        missing = "width" if given == ["height"] else "height"
+        raise ParamsError(f"params.yaml: data.{dataset}.{missing} is missing; expected both height and width, "
+                          f"or neither (the frames as they come)")
+    for k in ("height", "width"):
+        v = group[k]
+        if not isinstance(v, int) or isinstance(v, bool) or v < 16:
+            raise ParamsError(f"params.yaml: data.{dataset}.{k} = {v!r} is invalid; expected an integer >= 16")
+    return group["height"], group["width"]
+
+
 def _group(params: Params, dataset: str) -> dict:
     group = params.tree.get("data", {}).get(dataset) or {}
     if not isinstance(group, dict):
@@ -76,6 +103,7 @@ def prepare(params: Params, dataset: str, out: str | Path, raw: str | Path | Non
         expected = expected_counts(params, dataset)
         expected_from = f"params.yaml: data.{dataset}.expected_counts, by default the official counts"
         converter = importlib.import_module(f".{CONVERTERS[dataset]}", __package__)
+        size = image_hw(params, dataset)
         # Before anything is created: without the download no folder appears at all.
         require(dataset, raw, converter.PIECES)
     with atomic_path(out, is_dir=True) as tmp:
@@ -86,7 +114,7 @@ def prepare(params: Params, dataset: str, out: str | Path, raw: str | Path | Non
                         image_hw=[s.height, s.width])
         else:
             # A bad raw file is a DataError naming it; atomic_path removes the temporary folder.
-            info = converter.convert(Path(raw), Path(tmp))
+            info = converter.convert(Path(raw), Path(tmp), **({"image_hw": size} if size else {}))
         # Checked before the rename: a dataset with a bad file never appears at ``out``
         # (atomic_path removes the temporary folder when this raises DataError).
         try:

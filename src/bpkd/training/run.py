@@ -28,18 +28,19 @@ def prepared_info(data_root: str | Path) -> dict:
 
 
 def _image_hw(params: Params, dataset: str, data_root: str, dry_run: bool) -> tuple[int, int] | None:
-    """Image size of the synthetic set (the size ``prepare`` generated; real datasets
-    use mmseg's ``scale``). A real run needs the prepared record; a dry run falls
-    back to the params ``prepare`` would use."""
+    """Image size of the prepared set where ``prepare`` chose it (the synthetic scenes'; a
+    real dataset written at another size than it comes, ``data.<dataset>.height``/``width``);
+    None: the real dataset as it comes, read at mmseg's ``scale``. A real run needs the
+    prepared record; a dry run falls back to the params ``prepare`` would use."""
     if not dry_run or (Path(data_root) / "dataset.json").is_file():
         info = prepared_info(data_root)  # a real run fails here if `prepare` has not run
-        if dataset == "synthetic" and info.get("image_hw"):
-            return tuple(info["image_hw"])
-        return None
+        return tuple(info["image_hw"]) if info.get("image_hw") else None
     if dataset == "synthetic":
         s = params.synthetic()
         return s.height, s.width
-    return None
+    from ..datasets.prepare import image_hw
+
+    return image_hw(params, dataset)
 
 
 def _norm_and_wrapper(cfg, nproc: int, cuda: bool, wrapper: str = "MMDistributedDataParallel") -> None:

@@ -24,7 +24,7 @@ REGISTRY_FILE = Path(__file__).with_name("registry.yaml")
 DATASETS = ("cityscapes", "ade20k", "pascal_context59")
 # Datasets whose teacher trains here (teacher@synthetic-…): an entry may list released
 # students of one's own for some pairs, and no teacher. The shipped file lists none.
-TRAINED_TEACHER_DATASETS = ("synthetic",)
+TRAINED_TEACHER_DATASETS = ("synthetic", "camvid")
 RELEASED_MODELS = ("baseline", "skds", "ifvd", "cirkd", "cwd", "bpkd")
 _HEX = re.compile(r"^[0-9a-f]{8,64}$")
 _ENTRY_KEYS = {"url", "sha256", "mirrors", "arch", "readme_url", "note", "prefix"}
