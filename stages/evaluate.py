@@ -63,7 +63,8 @@ def main():
     summary, per_class = evaluate(dataset=dataset, arch=arch, checkpoint=str(checkpoint), data_root=data_root,
                                   image_hw=tuple(info["image_hw"]) if info.get("image_hw") else None, crop=crop)
     write_metrics(summary, per_class, args.out, args.per_class)
-    print(f"{dataset}/{pair}/{model} ({arch}): " + ", ".join(f"{k} {v:.2f}" for k, v in summary.items()))
+    print(f"{dataset}/{pair}/{model} ({arch}): "
+          + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items()))
 
 
 cli.run(main)

@@ -262,3 +262,29 @@ def test_frames_prepared_smaller_are_read_at_that_size_by_every_stage(tmp_path):
     from bpkd.datasets.prepare import image_hw
     with pytest.raises(Exception, match=r"data.cityscapes.height = 512 is not supported for cityscapes"):
         image_hw(params, "cityscapes")
+
+
+def test_the_evaluate_stage_scores_camvids_test_split_and_says_so(tmp_path):
+    """stages/evaluate.py on a prepared CamVid: the 2 test frames scored, the split recorded."""
+    import json
+    import sys
+
+    import torch
+
+    from bpkd.models.build import build_model, model_config
+
+    tree = yaml.safe_load((REPO / "params.yaml").read_text())
+    tree.update(profile="smoke", datasets=["camvid"])
+    tree["data"]["camvid"] = {"raw_dir": str(_segnet(tmp_path / "raw")), "expected_counts": COUNTS}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
+    prepare(Params(tree), "camvid", tmp_path / "data" / "prepared" / "camvid")
+    model = build_model(model_config("hrnet_w18s", 11, (64, 128)))
+    torch.save({"state_dict": model.state_dict()}, tmp_path / "student.pth")
+    proc = subprocess.run([sys.executable, str(REPO / "stages" / "evaluate.py"), "--dataset", "camvid", "--pair",
+                           "hrnet_w48_w18s", "--model", "baseline", "--checkpoint", "student.pth", "--out", "eval.json",
+                           "--per-class", "per_class.json"], cwd=tmp_path, env=tool_env(), capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    scores = json.loads((tmp_path / "eval.json").read_text())
+    assert scores["split"] == "test" and 0 <= scores["mIoU"] <= 100 and "split test" in proc.stdout
+    assert [row["class"] for row in json.loads((tmp_path / "per_class.json").read_text())] == list(camvid.CLASSES)
