@@ -288,3 +288,21 @@ def test_the_evaluate_stage_scores_camvids_test_split_and_says_so(tmp_path):
     scores = json.loads((tmp_path / "eval.json").read_text())
     assert scores["split"] == "test" and 0 <= scores["mIoU"] <= 100 and "split test" in proc.stdout
     assert [row["class"] for row in json.loads((tmp_path / "per_class.json").read_text())] == list(camvid.CLASSES)
+
+
+def test_the_camvid_profile_trains_its_teacher_here_on_its_recipe(tmp_path):
+    """profile: camvid with datasets: [camvid] resolves (dry run) to the recipe: 96x128 crops of
+    frames read at 180x240, the teacher's 1600 iterations, trained here, not downloaded."""
+    import sys
+
+    tree = yaml.safe_load((REPO / "params.yaml").read_text())
+    tree.update(profile="camvid", datasets=["camvid"])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tree, sort_keys=False))
+    proc = subprocess.run([sys.executable, str(REPO / "stages" / "train.py"), "--dry-run", "--role", "teacher",
+                           "--dataset", "camvid", "--pair", "hrnet_w48_w18s"], cwd=tmp_path, env=tool_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out, flat = proc.stdout, "".join(proc.stdout.split())
+    assert "downloads" not in out and "# iterations: 1600 (val every 800)" in out, out[:2000]
+    assert "# crop (h, w): (96, 128)" in out and "# test: {'mode': 'slide', 'crop_size': (96, 128)" in out, out[:2000]
+    assert "scale=(240,180," in flat and "data_prefix=dict(img_path='img_dir/val'" in flat  # validates on val
