@@ -18,7 +18,9 @@ noise floor) beside each Δ; a spread table (:func:`spread_table`) gives each
 student's standard deviation and its paired differences.
 
 On a dataset the paper reports (not ``synthetic``), a third view puts each measured
-mIoU/mAcc beside the paper's (:mod:`bpkd.report.reported`).
+mIoU/mAcc beside the paper's (:mod:`bpkd.report.reported`); on one it does not
+report but peers do (CamVid), each method's gain and rank beside theirs
+(:mod:`bpkd.report.peers`).
 
 A row of ``released`` (the paper's checkpoints, evaluated by ``released@``, no seed)
 is shown whether or not ``methods`` trains that model: with ``methods: []`` and every
@@ -37,12 +39,14 @@ from ..distill.band_radius import EVAL_EDGE_RADIUS
 from ..models.pairs import ARCHS, PAIRS
 from ..params import SAME_COMPUTE
 from .cells import number
+from .peers import order_sentence, peer_table, peer_tables
 from .reported import comparison_table, seed_tables
 from .spread import noise_sentence, spread_table
 
 METHOD_LABELS = {"skds": "SKDS", "ifvd": "IFVD", "cirkd": "CIRKD", "cwd": "CWD", "bpkd": "BPKD(Ours)"}
 DATASET_TITLES = {"synthetic": "Synthetic streets (embedded)", "cityscapes": "Cityscapes 512x1024 80K",
-                  "ade20k": "ADE20K 512x512 80K", "pascal_context59": "Pascal Context 59 480x480 80K"}
+                  "ade20k": "ADE20K 512x512 80K", "pascal_context59": "Pascal Context 59 480x480 80K",
+                  "camvid": "CamVid (real street frames, test split)"}
 
 
 def _read(path: Path) -> dict | None:
@@ -68,7 +72,7 @@ def _entries(pair: str, methods: list[str], same_compute: bool = False) -> list[
 
 
 # What each training run cost (bpkd.training.cost), beside its evaluation.
-COST_KEYS = ("wall_s", "first_iter", "host_class")
+COST_KEYS = ("wall_s", "first_iter", "host_class", "cpu", "precision")
 
 
 def runs_frame(metrics_dir: Path, dataset: str, pairs: list[str], methods: list[str],
@@ -298,6 +302,11 @@ def render(metrics_dir: str | Path, datasets: list[str], pairs: list[str], metho
         if dataset in seed_tables():
             caption, table = comparison_table(frame, dataset, several_seeds=several)
             parts += [caption, "", table, ""]
+        if dataset in peer_tables() and methods:  # a dataset the paper does not report: a peer's table
+            for pair in pairs:
+                label = f"{ARCHS[PAIRS[pair].teacher].name} → {ARCHS[PAIRS[pair].student].name}"
+                caption, table = peer_table(runs, dataset, pair, label)
+                parts += [caption, "", table, "", order_sentence(runs, dataset, pair), ""]
         noise = bool((frame.loc[frame["model"] == "baseline", "n"] > 1).any())
         if gains and methods:
             parts += [GAINS_NOISE_CAPTION if noise else GAINS_CAPTION, "", gains_table(frame, methods), ""]
