@@ -4,7 +4,8 @@ numbers beside the measured ones, and with several seeds their spread, the
 baseline's seed std beside each gain) from the metrics files, render the key
 figures of the plots page as static PNGs (val mIoU curves, per-class IoU, the
 qualitative grid), and refresh README.md's results block with both; README's tables
-come from the committed several-seed study (--study) when there is one for this profile."""
+come from the committed several-seed studies (--study, bpkd.report.summary) when the
+first made on this profile is there, the others beside it."""
 from bpkd import cli
 
 ap = cli.parser(__doc__)
@@ -15,8 +16,9 @@ ap.add_argument("--charts", default="metrics/charts", help="tables of charts@<da
 ap.add_argument("--qualitative", default="data/qualitative", help="grids of qualitative@<dataset>-<pair>")
 ap.add_argument("--templates", default=".dvc/plots", help="DVC plot templates the page uses")
 ap.add_argument("--figures", help="write the static figures into this folder (<dataset>/<pair>/*.png)")
-ap.add_argument("--study", help="a several-seed study's snapshot (python -m bpkd.study render seeds): README's "
-                                "results come from it when it was made on this profile")
+ap.add_argument("--study", action="append", default=[],
+                help="a several-seed study's snapshot (python -m bpkd.study render <study>), repeatable: README's "
+                     "results come from them when one was made on this profile and datasets, the others shown beside it")
 args = ap.parse_args()
 
 
@@ -25,7 +27,7 @@ def main():
 
     from bpkd import params
     from bpkd.atomic import atomic_path, write_text
-    from bpkd.report import figures, study_results
+    from bpkd.report import figures, study_results, summary
     from bpkd.report.readme_block import refresh
     from bpkd.report.tables import DATASET_TITLES, render
 
@@ -45,13 +47,12 @@ def main():
                     if names:
                         shown.append((dataset, pair, names))
     if args.readme:
-        study = study_results.load(args.study, p.profile, p.datasets)
-        if study is None:
+        own = next((s for s in (study_results.load(f, p.profile, p.datasets) for f in args.study) if s), None)
+        if own is None:
             block = render(args.metrics, p.datasets, p.pairs, p.methods, level=3, title="This run's tables", **seeds)
         else:
-            block = render(study.folder, p.datasets, p.pairs, study.params["methods"], level=3,
-                           source=study.source(), gains=False,
-                           title=study.title(), **study.render_kwargs())
+            others = [s for f in args.study for s in [study_results.load(f)] if s and s.folder != own.folder]
+            block = summary.readme_block([own, *others])
         if shown:
             block += "\n#### Figures\n\nThe key charts of `dvc plots show`, rendered offline to PNG by the same stage.\n"
             for dataset, pair, names in shown:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bpkd.report import study_results
+from bpkd.report import study_results, summary
 from bpkd.report.tables import render
 from bpkd.study import seeded
 from bpkd.study.records import Record
@@ -121,14 +121,16 @@ def test_a_study_of_all_students_renders_the_reports_tables_of_its_experiment(tm
     assert study_results.load(folder, "smoke", ["synthetic"]) is None  # another profile's
     assert study_results.load(tmp_path / "none", "demo", ["synthetic"]) is None
     results = study_results.load(folder, "demo", ["synthetic"])
-    block = render(results.folder, ["synthetic"], [PAIR], ["bpkd"], level=3, source=results.source(),
-                   gains=False, title=results.title(), **results.render_kwargs())
-    # Its first line says it is the committed study, not the reader's run, and how to render one's own.
-    assert block.startswith("### The committed `seeds` study\n\nThis block is the committed `seeds` study, not your "
-                            "run: experiment `seeds-three`, based on commit `abcdef0`")
-    assert "`metrics/tables.md`" in block and "`python -m bpkd.study render seeds`" in block
+    assert study_results.load(folder).folder == folder  # any profile: a study shown beside the run's own
+    block = summary.readme_block([results])
+    # Its first line says it shows the committed studies, not the reader's run, and how to render one's own.
+    assert block.startswith("### The committed studies\n\nThis block shows the committed studies (`seeds`), not "
+                            "your run")
+    assert "`metrics/tables.md`" in block and "`python -m bpkd.study render <study>`" in block
+    assert "Experiment `seeds-three`, based on commit `abcdef0`, profile `demo`" in block
+    # one compact row per student, the same paired numbers as the full tables
+    assert "| BPKD(Ours) " in block and "-2.50 ± 0.50 (p " in block
     assert "BPKD(Ours) vs S -2.50 ± 0.50 (n=2)" in block and "Gains of each" not in block
-    assert "gains table" not in block  # the caption names no table the block does not show
     (folder / "study.json").write_text('{"study": "seeds"}')
     with pytest.raises(study_results.SnapshotError, match="study.json: missing point, experiment"):
         study_results.load(folder, "demo", ["synthetic"])

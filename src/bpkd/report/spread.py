@@ -41,7 +41,8 @@ def paired(a: pd.Series, b: pd.Series) -> dict | None:
     return {"mean": mean, "se": se, "n": len(d), "p": p, "marked": abs(mean) > 2 * se}
 
 
-def _cell(d: dict | None) -> str:
+def delta_cell(d: dict | None) -> str:
+    """A paired difference as the tables show it: mean ± SE (p), marked beyond 2 SE."""
     if d is None:
         return MISSING
     if d["se"] is None:
@@ -135,7 +136,7 @@ def _one_seed_caption(found: list[dict]) -> str:
 def spread_table(runs: pd.DataFrame, metric: str = "mIoU(%)") -> tuple[str, str]:
     """``(caption, markdown table)`` from :func:`bpkd.report.tables.runs_frame`."""
     found = spread_rows(runs, metric)
-    rows = [[r["pair"], r["Methods"], r["spread"], _cell(r["vs_baseline"]), _cell(r["vs_cwd"]),
+    rows = [[r["pair"], r["Methods"], r["spread"], delta_cell(r["vs_baseline"]), delta_cell(r["vs_cwd"]),
              MISSING if r["cost"] is None else f"{r['cost']:.2f}×"] for r in found]
     headers = ["Pair", "Methods", f"{metric} mean ± std (n)", "Δ vs S (paired)", "Δ vs CWD (paired)", "train time vs S"]
     caption = (CAPTION + f" Train time vs S: the training stage's median wall time over its seeds ÷ the baseline "

@@ -47,15 +47,17 @@ def materialize(rev: str, dst: Path, cwd: str = ".") -> Path:
     return dst / "metrics"
 
 
-# What the report's tables read (bpkd.report.tables): evaluations, costs, complexity.
-SNAPSHOT = ("eval", "cost", "complexity")
+# What the report's tables read (bpkd.report.tables): evaluations, costs, complexity; and
+# the boundary views of the same models (boundary@: error, entropy and KL against the
+# distance to a boundary), which a reader of the study looks at beside them.
+SNAPSHOT = ("eval", "cost", "complexity", "boundary", "boundary_plots")
 # The params the tables are rendered with, kept beside the snapshot (study.json).
 SNAPSHOT_PARAMS = ("profile", "datasets", "pairs", "methods", "released", "seeds", "baseline_seeds",
                    "same_compute_seeds")
 
 
 def snapshot(metrics: Path, dst: Path, record: Record, study: Study, label: str, base_rev: str) -> Path:
-    """Copy what the report's tables read of an experiment's ``metrics`` (:data:`SNAPSHOT`)
+    """Copy what the report's tables read of an experiment's ``metrics``, and its boundary views (:data:`SNAPSHOT`),
     to ``dst``, with ``study.json``: the study, point and experiment, the commit it was
     based on, the date of the render and the params of :data:`SNAPSHOT_PARAMS`.
     Replaces ``dst`` whole (atomically). Returns ``dst``."""
