@@ -306,3 +306,29 @@ def test_the_camvid_profile_trains_its_teacher_here_on_its_recipe(tmp_path):
     assert "downloads" not in out and "# iterations: 1600 (val every 800)" in out, out[:2000]
     assert "# crop (h, w): (96, 128)" in out and "# test: {'mode': 'slide', 'crop_size': (96, 128)" in out, out[:2000]
     assert "scale=(240,180," in flat and "data_prefix=dict(img_path='img_dir/val'" in flat  # validates on val
+
+
+def test_bpkd_gradients_reads_a_prepared_real_datasets_train_frames_through_its_pipeline(tmp_path):
+    """bench.bpkd_gradients --dataset camvid: batches of the prepared train split, loaded and
+    cropped by CamVid's own mmseg pipeline at the profile's crop, drawn reproducibly."""
+    from bpkd.bench.loss_scale import prepared_batches
+
+    raw = _segnet(tmp_path / "raw", counts={"train": 4, "val": 1, "test": 1})
+    params = _params(raw, counts={"train": 4, "val": 1, "test": 1})
+    params.tree["data"]["camvid"].update(height=24, width=32)
+    prepare(params, "camvid", tmp_path / "prepared" / "camvid")
+    tree = dict(params.tree, profile="camvid")
+    tree["profiles"]["camvid"]["train"]["crop"] = [16, 16]
+    batches = prepared_batches(Params(tree), "camvid", 2, 2, seed=0, root=str(tmp_path / "prepared"))
+    assert len(batches) == 2 and all(len(b["inputs"]) == 2 for b in batches)
+    names = [s.img_path.rsplit("/", 1)[1] for b in batches for s in b["data_samples"]]
+    assert sorted(names) == [f"0001TP_train{i:02d}.png" for i in range(4)]  # four different frames
+    for b in batches:
+        for image, sample in zip(b["inputs"], b["data_samples"]):
+            label = sample.gt_sem_seg.data
+            assert image.shape[1:] == label.shape[1:] == (16, 16)
+            assert set(label.unique().tolist()) <= set(range(11)) | {255}
+    again = prepared_batches(Params(tree), "camvid", 2, 2, seed=0, root=str(tmp_path / "prepared"))
+    assert all((a["inputs"][0] == b["inputs"][0]).all() for a, b in zip(batches, again))
+    with pytest.raises(FileNotFoundError, match="dataset.json: not found; expected prepare@camvid's output"):
+        prepared_batches(Params(tree), "camvid", 1, 1, seed=0, root=str(tmp_path / "elsewhere"))

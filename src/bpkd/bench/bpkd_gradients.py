@@ -1,12 +1,15 @@
 """Where BPKD's gradient lands: band cells against the rest, logits against backbone.
 
     python -m bpkd.bench.bpkd_gradients [--teacher PATH] [--students init PATH...] [--batches 4]
+    python -m bpkd.bench.bpkd_gradients --dataset camvid --profile camvid [--students ...]
 
 On demo batches (the demo profile's own train pipeline, :mod:`bpkd.bench.loss_scale`)
-and against the demo's teacher, for each student state given (``init``: the seed-0
+and against the demo's teacher, or on a prepared real dataset's train frames through its
+own pipeline (``--dataset camvid --profile camvid``) and against that dataset's teacher
+(``data/models/<dataset>/<pair>/teacher.pth``), for each student state given (``init``: the seed-0
 initialisation; a path: a trained student's exported weights, e.g. the baseline's or
 BPKD's seed-0 checkpoint), it measures for the decode CE and for BPKD's edge and body
-terms at ``params.yaml``'s ``loss`` group (band radius drawn at the demo's scale, as
+terms at ``params.yaml``'s ``loss`` group (band radius drawn at the data's scale, as
 the distill stage draws it):
 
 * at the logits: the share of the term's squared gradient that falls on band cells
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from pathlib import Path
 
 import torch
 
@@ -85,7 +89,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pair", default="hrnet_w48_w18s")
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--teacher", default="data/models/synthetic/hrnet_w48_w18s/teacher.pth")
+    ap.add_argument("--dataset", default="synthetic",
+                    help="synthetic: demo scenes drawn afresh; another: its prepared train split (prepare@<dataset>)")
+    ap.add_argument("--profile", default="demo", help="the profile whose crop, batch and band scale are used")
+    ap.add_argument("--teacher", help="default: data/models/<dataset>/<pair>/teacher.pth")
     ap.add_argument("--students", nargs="+", default=["init"],
                     help="student states: 'init' or exported student weights (.pth)")
     ap.add_argument("--batches", type=int, default=4)
@@ -97,22 +104,30 @@ def main(argv=None) -> int:
     from mmengine.registry import DefaultScope
     from tabulate import tabulate
 
-    from ..datasets.synthetic import CLASSES
+    from ..datasets import specs
     from ..params import Params
     from ..weights import load_into
-    from .loss_scale import _demo_batches, _Pair
+    from .loss_scale import _demo_batches, _Pair, prepared_batches
 
     DefaultScope.get_instance("bpkd-bench-bpkd-gradients", scope_name="mmseg")
     tree = yaml.safe_load(open(args.params))
-    params = Params(dict(tree, profile="demo"))
-    crop, syn = params.train["student"].crop, params.synthetic()
-    batches = _demo_batches(params, args.batches, params.train["student"].batch_size, seed=0)
+    params = Params(dict(tree, profile=args.profile))
+    crop, batch = params.train["student"].crop, params.train["student"].batch_size
+    teacher = args.teacher or f"data/models/{args.dataset}/{args.pair}/teacher.pth"
+    if args.dataset == "synthetic":
+        syn = params.synthetic()
+        batches, image_hw = _demo_batches(params, args.batches, batch, seed=0), (syn.height, syn.width)
+    else:
+        batches = prepared_batches(params, args.dataset, args.batches, batch, seed=0)
+        info = json.loads(Path("data/prepared", args.dataset, "dataset.json").read_text())
+        # frames prepared at another size record it; as they come, the frame's own
+        image_hw = tuple(info.get("image_hw") or batches[0]["data_samples"][0].ori_shape)
     results = {}
     for state in args.students:
-        model = _Pair(args.pair, args.teacher, crop, len(CLASSES))
+        model = _Pair(args.pair, teacher, crop, specs.get(args.dataset).num_classes)
         if state != "init":
             load_into(model.student, state)
-        results[state] = measure(model, batches, dict(tree["loss"]), (syn.height, syn.width))
+        results[state] = measure(model, batches, dict(tree["loss"]), image_hw)
         r = results[state]
         rows = [(name, f"{r[f'{name}:band_share']:.2f}", f"{r[f'{name}:band_cell_vs_ce_band_cell']:.2f}",
                  f"{r[f'{name}:other_cell_vs_ce_band_cell']:.2f}", f"{r[f'{name}:head_vs_ce']:.2f}",

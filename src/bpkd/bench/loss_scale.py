@@ -87,6 +87,50 @@ def _demo_batches(params, count: int, batch: int, seed: int) -> list[dict]:
     return out
 
 
+def prepared_batches(params, dataset: str, count: int, batch: int, seed: int,
+                     root: str = "data/prepared") -> list[dict]:
+    """Batches of a prepared dataset's train split (``prepare@<dataset>``'s output) as its
+    training sees them: the dataset's own mmseg train pipeline, file loading included, on
+    ``count * batch`` frames drawn by ``seed``, at the size ``dataset.json`` records."""
+    import json
+    from pathlib import Path
+
+    from mmengine.dataset import Compose, pseudo_collate
+    from mmengine.registry import DefaultScope
+    from mmseg.utils import register_all_modules
+
+    from ..datasets import specs
+    from ..training.config import data_scale, train_pipeline
+
+    register_all_modules(init_default_scope=False)  # the pipeline's transforms, in mmseg's scope below
+    spec = specs.get(dataset)
+    folder = Path(root, dataset)
+    info_file = folder / "dataset.json"
+    if not info_file.is_file():
+        raise FileNotFoundError(f"{info_file}: not found; expected prepare@{dataset}'s output (dvc repro prepare@{dataset})")
+    info = json.loads(info_file.read_text())
+    image_hw = tuple(info["image_hw"]) if info.get("image_hw") else None
+    crop = params.train["student"].crop or spec.crop
+    with DefaultScope.overwrite_default_scope("mmseg"):
+        pipeline = Compose(train_pipeline(spec, crop, data_scale(spec, image_hw)))
+    prefix = spec.prefix("train")
+    frames = sorted((folder / prefix["img_path"]).glob(f"*{spec.img_suffix}"))
+    if len(frames) < count * batch:
+        raise ValueError(f"{folder / prefix['img_path']}: {len(frames)} frames, fewer than {count * batch} asked for")
+    picked = np.random.default_rng([seed, 9]).choice(len(frames), count * batch, replace=False)
+    np.random.seed(seed)  # mmseg's random transforms draw from numpy's global generator
+    out = []
+    for b in range(count):
+        samples = []
+        for i in picked[b * batch:(b + 1) * batch]:
+            name = frames[i].name.removesuffix(spec.img_suffix)
+            samples.append(pipeline(dict(img_path=str(frames[i]), reduce_zero_label=spec.reduce_zero_label,
+                                         seg_map_path=str(folder / prefix["seg_map_path"] / f"{name}{spec.seg_map_suffix}"),
+                                         seg_fields=[])))
+        out.append(pseudo_collate(samples))
+    return out
+
+
 def _paper_batches(count: int, batch: int, seed: int) -> list[dict]:
     """Whole 512x1024 synthetic images, packed as mmseg packs them."""
     from mmengine.dataset import pseudo_collate
