@@ -331,23 +331,25 @@ def test_the_score_check_sees_typed_scores_in_prose_and_tables():
 
 # ---------------------------------------------------------------- README's block equals metrics/
 
-SCORE_COLUMNS = {"mIoU(%)": "mIoU", "mAcc(%)": "mAcc", "edge mIoU(%)": "mIoU_edge", "body mIoU(%)": "mIoU_body",
-                 "BF(%)": "mBF"}
+SCORE_COLUMNS = {"mIoU(%)": "mIoU", "mIoU(%) mean ± std (n)": "mIoU", "mAcc(%)": "mAcc", "edge mIoU(%)": "mIoU_edge",
+                 "body mIoU(%)": "mIoU_body", "BF(%)": "mBF"}
 
 
-def block_source() -> tuple[Path, dict]:
+def block_sources() -> list[tuple[Path, dict]]:
     """Where README's block was rendered from, as the report stage decides: the committed
-    study snapshot its command names (``--study``) when it was made on params.yaml's
-    profile, else ``metrics/``; and the params (seeds, models) it was rendered with."""
+    study snapshots its command names (``--study``), when one was made on params.yaml's
+    profile (then every one, each with the params it was rendered with), else
+    ``metrics/`` with params.yaml's."""
     from bpkd.report import study_results
 
     tree = yaml.safe_load((REPO / "params.yaml").read_text())
     cmd = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["report"]["cmd"]
-    found = re.search(r"--study\s+(\S+)", cmd)
-    study = study_results.load(REPO / found.group(1) if found else None, tree["profile"], tree["datasets"])
-    if study is None:
-        return REPO / "metrics", tree
-    return study.folder, {**tree, **study.params, "models": study.params["methods"]}
+    folders = [REPO / f for f in re.findall(r"--study\s+(\S+)", cmd)]
+    own = next((s for s in (study_results.load(f, tree["profile"], tree["datasets"]) for f in folders) if s), None)
+    if own is None:
+        return [(REPO / "metrics", tree)]
+    others = [s for f in folders for s in [study_results.load(f)] if s and s.folder != own.folder]
+    return [(s.folder, {**tree, **s.params, "models": s.params["methods"]}) for s in (own, *others)]
 
 
 def expected_scores(metrics: Path, tree: dict) -> dict[tuple[str, str, str], dict[str, float]]:
@@ -373,16 +375,21 @@ def expected_scores(metrics: Path, tree: dict) -> dict[tuple[str, str, str], dic
     return out
 
 
-def block_score_problems(block: str, metrics: Path, tree: dict) -> tuple[list[str], set]:
-    """Each score of the results block's tables against ``metrics``; also the models checked."""
+def block_score_problems(block: str, sources: list[tuple[Path, dict]]) -> tuple[list[str], set]:
+    """Each score of the results block's tables against the metrics of ``sources``
+    (:func:`block_sources`); also the models checked. A section's dataset is its heading's
+    (``<dataset title>`` or ``<dataset title>: the `<study>` study``)."""
     from bpkd.report.tables import DATASET_TITLES, METHOD_LABELS
 
-    expected, labels = expected_scores(metrics, tree), {v: k for k, v in METHOD_LABELS.items()}
+    expected, labels = {}, {v: k for k, v in METHOD_LABELS.items()}
+    for metrics, tree in sources:
+        expected.update(expected_scores(metrics, tree))
     titles = {v: k for k, v in DATASET_TITLES.items()}
-    dataset = tree["datasets"][0] if len(tree["datasets"]) == 1 else None
+    datasets = [d for _, tree in sources for d in tree["datasets"]]
+    dataset = datasets[0] if len(datasets) == 1 else None
     problems, checked, header = [], set(), None
     for line in block.split("\n"):
-        heading = re.match(r"#+\s+(.*)", line)
+        heading = re.match(r"#+\s+(.*?)(?:: the `[^`]+` study)?\s*$", line)
         if heading and heading.group(1).strip() in titles:
             dataset = titles[heading.group(1).strip()]
         if not line.startswith("|"):
@@ -399,7 +406,8 @@ def block_score_problems(block: str, metrics: Path, tree: dict) -> tuple[list[st
         model = ("teacher" if label.startswith("T:") else
                  "baseline_same_compute" if label.startswith("S:") and label.endswith("same compute")
                  else "baseline" if label.startswith("S:") else labels.get(label, label.lower()))
-        pair = row.get("Pair") or (tree["pairs"][0] if len(tree["pairs"]) == 1 else None)
+        pairs = {p for _, tree in sources for p in tree["pairs"]}
+        pair = row.get("Pair") or (next(iter(pairs)) if len(pairs) == 1 else None)
         want = expected.get((dataset, pair, model))
         if want is None:
             continue  # a row this check cannot place (another dataset layout, a new kind of row)
@@ -409,7 +417,7 @@ def block_score_problems(block: str, metrics: Path, tree: dict) -> tuple[list[st
                 checked.add(model)
                 if abs(float(number.group(1)) - round(want[key], 2)) > 0.006:
                     problems.append(f"{label} {column}: README shows {number.group(1)}, "
-                                    f"{metrics.relative_to(REPO)}/eval gives {want[key]:.2f}")
+                                    f"the {dataset} evaluations give {want[key]:.2f}")
     return problems, checked
 
 
@@ -421,21 +429,23 @@ def results_block(readme: str) -> str:
 
 def test_the_results_block_shows_the_scores_of_metrics():
     # From the study snapshot when README shows it (every row over several seeds), else metrics/.
-    metrics, tree = block_source()
-    problems, checked = block_score_problems(results_block((REPO / "README.md").read_text()), metrics, tree)
+    sources = block_sources()
+    problems, checked = block_score_problems(results_block((REPO / "README.md").read_text()), sources)
     assert problems == []
-    ran = {model for (_, _, model) in expected_scores(metrics, tree)}
-    assert checked == ran and {"teacher", *tree["models"]} & ran <= checked, (checked, ran)
+    ran = {model for metrics, tree in sources for (_, _, model) in expected_scores(metrics, tree)}
+    models = {"teacher", *(m for _, tree in sources for m in tree["models"])}
+    assert checked == ran and models & ran <= checked, (checked, ran)
 
 
 def test_the_block_check_sees_a_number_changed_by_hand():
     block = results_block((REPO / "README.md").read_text())
-    metrics, tree = block_source()
+    sources = block_sources()
+    metrics, tree = sources[0]
     miou = expected_scores(metrics, tree)[tree["datasets"][0], tree["pairs"][0], "cwd"]["mIoU"]
     shown = f"| {round(miou, 2):.2f} "
     row = next(line for line in block.split("\n") if line.startswith("| CWD ") and shown in line)
     changed = block.replace(row, row.replace(shown, f"| {round(miou, 2) + 0.01:.2f} ", 1))
-    problems, _ = block_score_problems(changed, metrics, tree)
+    problems, _ = block_score_problems(changed, sources)
     assert len(problems) == 1 and problems[0].startswith("CWD mIoU(%)"), problems
 
 
@@ -456,33 +466,62 @@ STATES_THE_HOST = ["docs/reliability.md", "docs/performance.md"]
 
 
 def cost_records() -> list[dict]:
-    """Every committed cost record: the default run's (`metrics/cost/`) and those of the study
-    snapshots the report renders README's block from (`metrics/studies/<study>/<name>/cost/`)."""
-    files = [*(REPO / "metrics" / "cost").rglob("*.json"), *(REPO / "metrics" / "studies").glob("*/*/cost/**/*.json")]
+    """Every committed cost record of the default profile's models: the default run's
+    (`metrics/cost/`) and those of the study snapshots made on its profile
+    (`metrics/studies/<study>/<name>/cost/`). A study on another profile (CamVid's) names
+    its own host in its own block."""
+    profile = yaml.safe_load((REPO / "params.yaml").read_text())["profile"]
+    own = [folder for folder in (REPO / "metrics" / "studies").glob("*/*") if (folder / "study.json").is_file()
+           and json.loads((folder / "study.json").read_text())["params"]["profile"] == profile]
+    files = [*(REPO / "metrics" / "cost").rglob("*.json"), *(f for folder in own for f in folder.glob("cost/**/*.json"))]
     assert files, "no cost record under metrics/"
     return [json.loads(f.read_text()) for f in sorted(files)]
 
 
-def committed_run_sentence(records: list[dict]) -> str:
-    """The one sentence a page uses to state where the committed models were trained, from
-    the records' `cpu`, `host_class` and `precision` (which must agree)."""
+# Study snapshots on another profile than the default, by the word pages name them with.
+OTHER_STUDIES = {"camvid": "CamVid"}
+
+
+def other_study_records() -> dict[str, list[dict]]:
+    """``{word: cost records}`` of each committed study snapshot on another profile than the
+    default whose dataset :data:`OTHER_STUDIES` names (CamVid's: its own host class)."""
+    profile = yaml.safe_load((REPO / "params.yaml").read_text())["profile"]
+    found: dict[str, list[dict]] = {}
+    for folder in (REPO / "metrics" / "studies").glob("*/*"):
+        info = json.loads((folder / "study.json").read_text()) if (folder / "study.json").is_file() else None
+        if info and info["params"]["profile"] != profile:
+            for dataset in info["params"]["datasets"]:
+                if dataset in OTHER_STUDIES:
+                    found.setdefault(OTHER_STUDIES[dataset], []).extend(
+                        json.loads(f.read_text()) for f in sorted(folder.glob(f"cost/{dataset}/**/*.json")))
+    return found
+
+
+def committed_run_sentence(records: list[dict], models: str = "models") -> str:
+    """The one sentence a page uses to state where the committed models (``models``:
+    e.g. "CamVid models" for a study on another profile) were trained, from the records'
+    `cpu`, `host_class` and `precision` (which must agree)."""
     runs = {(r["cpu"], r["host_class"].split(" (")[0], r["precision"].split()[0]) for r in records}
     assert len(runs) == 1, f"the cost records name several hosts or precisions, no one sentence fits: {sorted(runs)}"
     cpu, host_class, precision = runs.pop()
     assert host_class in HOST_CLASS_WORDS, f"host class {host_class!r}: add the words pages use to HOST_CLASS_WORDS"
     assert precision in PRECISION_WORDS, f"precision {precision!r}: add the words pages use to PRECISION_WORDS"
     article = "an" if cpu[:1].upper() in "AEIOU" else "a"
-    return (f"The committed models were trained on {article} {cpu} with {HOST_CLASS_WORDS[host_class]}, "
+    return (f"The committed {models} were trained on {article} {cpu} with {HOST_CLASS_WORDS[host_class]}, "
             f"in {PRECISION_WORDS[precision]}.")
 
 
-def host_statement_problems(text: str, records: list[dict]) -> list[str]:
+def host_statement_problems(text: str, records: list[dict], others: dict[str, list[dict]] | None = None) -> list[str]:
     """Each sentence of ``text`` (outside fenced and generated blocks) that states the
-    committed run's host or precision other than by the records' sentence."""
-    expected = committed_run_sentence(records)
+    committed run's host or precision other than by the records' sentence; a sentence
+    that names another study's dataset (``others``: :func:`other_study_records`) is held
+    to that study's own sentence."""
+    others = others or {}
     problems = []
     for sentence in SENTENCE.split(FENCE.sub("", GENERATED.sub("", text))):
         flat = " ".join(sentence.replace("`", "").split())
+        word = next((w for w in others if w in flat), None)
+        expected = committed_run_sentence(others[word], f"{word} models") if word else committed_run_sentence(records)
         if COMMITTED.search(flat) and HOST_OR_PRECISION.search(flat) and expected not in flat:
             problems.append(f"{flat[:120]!r}: the cost records say {expected!r}")
     return problems
@@ -491,7 +530,7 @@ def host_statement_problems(text: str, records: list[dict]) -> list[str]:
 @pytest.mark.parametrize("page", REFERENCE, ids=rel)
 def test_the_committed_runs_host_and_precision_are_those_of_its_cost_records(page):
     text = page.read_text()
-    assert host_statement_problems(text, cost_records()) == []
+    assert host_statement_problems(text, cost_records(), other_study_records()) == []
     if rel(page) in STATES_THE_HOST:
         assert committed_run_sentence(cost_records()) in " ".join(text.split())
 
@@ -510,6 +549,10 @@ def test_the_host_check_sees_a_wrong_host_or_precision():
                                             "in bf16 autocast.")
     with pytest.raises(AssertionError, match="several hosts"):
         committed_run_sentence(epyc + xeon)
+    # A sentence naming another study's dataset is held to that study's records.
+    camvid = ("The committed CamVid models were trained on an Intel Xeon with native bf16, in bf16 autocast. "
+              "The committed CamVid models are fp32 ones.")
+    assert [p[1:30] for p in host_statement_problems(camvid, epyc, {"CamVid": xeon})] == ["The committed CamVid models a"]
 
 
 # The committed run's training time, where a page gives it: "N min (the sum of `wall_s` over `metrics/cost/`)".
