@@ -70,3 +70,46 @@ def test_a_malformed_peer_table_names_its_key(raw, key):
     with pytest.raises(peers.PeerTablesError, match=re.escape(f"{key}: expected")):
         peers.validate(raw)
     yaml.safe_dump(raw)  # the cases are YAML a user could write
+
+
+def _snapshot(folder: Path, profile: str, dataset: str, scores: dict[str, list[float]]) -> Path:
+    """A study snapshot as `python -m bpkd.study render` writes it: study.json and evaluations."""
+    import json
+
+    pair = "hrnet_w48_w18s"
+    for model, mious in scores.items():
+        for seed, miou in enumerate(mious):
+            path = folder / "eval" / dataset / pair / ("teacher.json" if model == "teacher" else f"seed{seed}/{model}.json")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"mIoU": miou, "mIoU_edge": miou - 10, "mBF": 20.0}))
+    study = "seeds" if dataset == "synthetic" else "camvid_seeds"
+    (folder / "study.json").write_text(json.dumps({
+        "study": study, "point": "three", "experiment": f"{study}-three", "based_on": "abcdef0123",
+        "rendered": "2026-12-07", "params": {"profile": profile, "datasets": [dataset], "pairs": [pair],
+                                             "methods": [m for m in scores if m not in ("teacher", "baseline")], "released": [], "seeds": [0, 1, 2],
+                                             "baseline_seeds": [0, 1, 2], "same_compute_seeds": []}}))
+    return folder
+
+
+def test_readme_block_shows_the_runs_own_study_then_camvids_with_the_peers_table(tmp_path):
+    from bpkd.report import study_results, summary
+
+    demo = _snapshot(tmp_path / "seeds", "demo", "synthetic",
+                     {"teacher": [48.0], "baseline": [43.0, 44.0, 45.0], "cwd": [46.0, 47.0, 48.0],
+                      "bpkd": [35.0, 36.0, 37.0]})
+    camvid = _snapshot(tmp_path / "camvid", "camvid", "camvid",
+                       {"teacher": [40.0], "baseline": [30.0, 31.0, 32.0], "skds": [31.0, 31.0, 31.0],
+                        "cwd": [33.0, 33.5, 35.0], "bpkd": [25.0, 26.0, 27.0]})
+    assert study_results.load(camvid, "demo", ["synthetic"]) is None  # not the run's own study
+    block = summary.readme_block([study_results.load(demo, "demo", ["synthetic"]), study_results.load(camvid)])
+    headings = [line for line in block.splitlines() if line.startswith("#")]
+    assert headings == ["### The committed studies", "#### Synthetic streets (embedded): the `seeds` study",
+                        "#### CamVid (real street frames, test split): the `camvid_seeds` study"]
+    synthetic, cv = block.split("#### CamVid")
+    assert "| BPKD(Ours) " in synthetic and "-8.00 ± 0.00 (p 0.00) *" in synthetic and "DeepLabV3-R18" not in synthetic
+    # CamVid: its own rows (CWD - S = 3, 2.5, 3: +2.83 ± 0.17), then the peers' gains and ranks
+    assert "| CWD " in cv and "+2.83 ± 0.17 (p 0.00) *" in cv and "profile `camvid`" in cv
+    ours, theirs = [[c.strip() for c in line.strip("|").split("|")] for line in cv.splitlines()
+                    if line.startswith("| CWD ")]
+    assert theirs == ["CWD", "+2.83 ± 0.17 *", "1", "+0.79", "2", "+1.19", "2"]
+    assert "not absolute mIoU" in cv and "Order of the methods both report, largest gain first: ours CWD > SKDS;" in cv
