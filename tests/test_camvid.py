@@ -332,3 +332,14 @@ def test_bpkd_gradients_reads_a_prepared_real_datasets_train_frames_through_its_
     assert all((a["inputs"][0] == b["inputs"][0]).all() for a, b in zip(batches, again))
     with pytest.raises(FileNotFoundError, match="dataset.json: not found; expected prepare@camvid's output"):
         prepared_batches(Params(tree), "camvid", 1, 1, seed=0, root=str(tmp_path / "elsewhere"))
+
+
+def test_the_cam_class_names_camvids_car_whatever_its_case():
+    """boundary.cam_class is one name for every dataset: 'car' is CamVid's 'Car'."""
+    from bpkd.boundary.views import class_named
+    from bpkd.params import ParamsError
+
+    classes = list(camvid.CLASSES)
+    assert class_named("car", classes, "camvid") == "Car"
+    with pytest.raises(ParamsError, match=r"boundary.cam_class = 'truck' is not a class of camvid"):
+        class_named("truck", classes, "camvid")

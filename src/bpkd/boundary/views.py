@@ -84,6 +84,18 @@ def _write_tsv(path: Path, rows: list[dict], stat: str) -> None:
         writer.writerows(rows)
 
 
+def class_named(name: str, classes: list[str], dataset: str) -> str:
+    """The class of ``classes`` that ``boundary.cam_class`` names, matched without case: one
+    name serves every dataset ("car": Cityscapes' car, CamVid's Car)."""
+    by_name = {c.lower(): c for c in classes}
+    if name.lower() not in by_name:
+        from ..params import ParamsError
+
+        raise ParamsError(f"params.yaml: boundary.cam_class = {name!r} is not a class of {dataset}; "
+                          f"expected one of {classes} (case aside)")
+    return by_name[name.lower()]
+
+
 def run(*, dataset: str, pair: str, data_root: str, image_hw, crop, models: list[Model], out: Path, figures: Path,
         max_distance_paper: int, panel_images: list[int], cam_image: int, cam_class: str, kl_scale: float,
         templates_dir: Path, echo=print) -> dict:
@@ -106,11 +118,7 @@ def run(*, dataset: str, pair: str, data_root: str, image_hw, crop, models: list
     spec = specs.get(dataset)
     ds = DATASETS.build(dataset_config(spec, data_root, "val", test_pipeline(data_scale(spec, image_hw))))
     classes = list(ds.metainfo["classes"])
-    if cam_class not in classes:
-        from ..params import ParamsError
-
-        raise ParamsError(f"params.yaml: boundary.cam_class = {cam_class!r} is not a class of {dataset}; "
-                          f"expected one of {classes}")
+    cam_class = class_named(cam_class, classes, dataset)
     for key, idx in [("boundary.panel_images", i) for i in panel_images] + [("boundary.cam_image", cam_image)]:
         if idx >= len(ds):
             from ..params import ParamsError
