@@ -19,7 +19,7 @@ from .cells import MISSING, number
 from .peers import order_sentence, peer_table, peer_tables
 from .spread import MARK, delta_cell, noise_sentence, spread_rows
 from .study_results import StudyResults
-from .tables import DATASET_TITLES, dataset_frame, method_rows, noise_interval, runs_frame
+from .tables import DATASET_TITLES, dataset_frame, method_rows, noise_floor, runs_frame
 
 HEADERS = ["Methods", "mIoU(%) mean ± std (n)", "edge mIoU(%)", "BF(%)", "Δ vs S (paired)", "Δ vs CWD (paired)",
            "train time vs S"]
@@ -70,12 +70,9 @@ def dataset_section(study: StudyResults, dataset: str, level: int = 4) -> str:
                      delta_cell(s.get("vs_baseline")) if r["model"] not in ("teacher", "baseline") else MISSING,
                      delta_cell(s.get("vs_cwd")) if s.get("vs_cwd") else MISSING,
                      MISSING if cost is None else f"{cost:.2f}×"])
-    base = runs.loc[runs["model"] == "baseline", "mIoU(%)"].dropna().astype(float)
-    noise = ""
-    if len(base) >= 3:
-        low, high = noise_interval(float(base.std(ddof=1)), len(base))
-        noise = (f" Noise floor: the baseline's seed std {base.std(ddof=1):.2f} mIoU over {len(base)} seeds (95 % "
-                 f"interval {low:.2f}–{high:.2f}).")
+    floor = noise_floor(runs)
+    noise = (f" Noise floor: the baseline's seed std {floor[0]:.2f} mIoU over {floor[1]} seeds (95 % "
+             f"interval {floor[2]:.2f}–{floor[3]:.2f})." if floor else "")
     h = "#" * level
     parts = [f"{h} {DATASET_TITLES.get(dataset, dataset)}: the `{info['study']}` study", "",
              f"Experiment `{info['experiment']}`, based on commit `{info['based_on'][:7]}`, profile "

@@ -220,6 +220,16 @@ def noise_interval(std: float, n: int, level: float = 0.95) -> tuple[float, floa
     return std * (df / chi2.ppf(1 - (1 - level) / 2, df)) ** 0.5, std * (df / chi2.ppf((1 - level) / 2, df)) ** 0.5
 
 
+def noise_floor(runs: pd.DataFrame) -> tuple[float, int, float, float] | None:
+    """The baseline's seed std over its runs in ``runs`` (:func:`runs_frame`), their number and
+    the std's 95 % interval (:func:`noise_interval`); None below three runs."""
+    base = runs.loc[runs["model"] == "baseline", "mIoU(%)"].dropna().astype(float)
+    if len(base) < 3:
+        return None
+    std = float(base.std(ddof=1))
+    return (std, len(base), *noise_interval(std, len(base)))
+
+
 def _unreleased(metrics_dir: Path, dataset: str, pairs: list[str], methods: list[str],
                 released: list[str]) -> list[str]:
     """``"<label> (<pair>)"`` of each model of ``released`` whose released@ stage found no
@@ -254,11 +264,10 @@ def _reading(datasets: list[str], runs: dict[str, pd.DataFrame], unreleased: dic
                 by_n.setdefault(int(n), []).append(label)
             lines.append(f"- Seeds per row ({dataset}): " + "; ".join(
                 f"{', '.join(labels)}: n = {n}" for n, labels in sorted(by_n.items(), reverse=True)) + ".")
-        base = trained.loc[trained["model"] == "baseline", "mIoU(%)"].dropna().astype(float)
-        if len(base) >= 3:
-            low, high = noise_interval(float(base.std(ddof=1)), len(base))
-            lines.append(f"- Noise floor ({dataset}): the baseline's seed std is {base.std(ddof=1):.2f} mIoU over "
-                         f"{len(base)} seeds (95 % interval {low:.2f}–{high:.2f}).")
+        floor = noise_floor(trained)
+        if floor:
+            lines.append(f"- Noise floor ({dataset}): the baseline's seed std is {floor[0]:.2f} mIoU over "
+                         f"{floor[1]} seeds (95 % interval {floor[2]:.2f}–{floor[3]:.2f}).")
     lines.append("- A difference is read as beyond the seed noise only when its paired mean exceeds 2 SE over the "
                  "seeds both rows ran (the spread table's *); a row with one seed is not judged.")
     lines.append("- Why BPKD lands where it does on the demo: [docs/bpkd.md](docs/bpkd.md).")
