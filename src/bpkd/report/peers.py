@@ -141,3 +141,10 @@ def order_sentence(runs, dataset: str, pair: str) -> str:
     return (f"Order of the methods both report, largest gain first: ours "
             f"{' > '.join(METHOD_LABELS[m] for m in sorted(shared, key=lambda m: -ours[m]))}; " + "; ".join(parts)
             + f". With {len(shared)} methods, τ is a description, not a test.")
+
+
+def section(runs, dataset: str, pair: str, our_label: str) -> list[str]:
+    """The lines a report gives the peers on ``dataset``: :func:`peer_table`'s caption and
+    table, then :func:`order_sentence`."""
+    caption, table = peer_table(runs, dataset, pair, our_label)
+    return [caption, "", table, "", order_sentence(runs, dataset, pair), ""]

@@ -16,7 +16,8 @@ import pandas as pd
 from tabulate import tabulate
 
 from .cells import MISSING, number
-from .peers import order_sentence, peer_table, peer_tables
+from .peers import peer_tables
+from .peers import section as peer_section
 from .spread import MARK, delta_cell, noise_sentence, spread_rows
 from .study_results import StudyResults
 from .tables import DATASET_TITLES, dataset_frame, method_rows, noise_floor, runs_frame
@@ -82,8 +83,7 @@ def dataset_section(study: StudyResults, dataset: str, level: int = 4) -> str:
              noise_sentence(runs), ""]
     if dataset in peer_tables() and methods:
         for pair in p["pairs"]:
-            caption, table = peer_table(runs, dataset, pair, "ours")
-            parts += [caption, "", table, "", order_sentence(runs, dataset, pair), ""]
+            parts += peer_section(runs, dataset, pair, "ours")
     return "\n".join(parts)
 
 

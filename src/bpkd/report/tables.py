@@ -39,7 +39,8 @@ from ..distill.band_radius import EVAL_EDGE_RADIUS
 from ..models.pairs import ARCHS, PAIRS
 from ..params import SAME_COMPUTE
 from .cells import number
-from .peers import order_sentence, peer_table, peer_tables
+from .peers import peer_tables
+from .peers import section as peer_section
 from .reported import comparison_table, seed_tables
 from .spread import noise_sentence, spread_table
 
@@ -314,8 +315,7 @@ def render(metrics_dir: str | Path, datasets: list[str], pairs: list[str], metho
         if dataset in peer_tables() and methods:  # a dataset the paper does not report: a peer's table
             for pair in pairs:
                 label = f"{ARCHS[PAIRS[pair].teacher].name} → {ARCHS[PAIRS[pair].student].name}"
-                caption, table = peer_table(runs, dataset, pair, label)
-                parts += [caption, "", table, "", order_sentence(runs, dataset, pair), ""]
+                parts += peer_section(runs, dataset, pair, label)
         noise = bool((frame.loc[frame["model"] == "baseline", "n"] > 1).any())
         if gains and methods:
             parts += [GAINS_NOISE_CAPTION if noise else GAINS_CAPTION, "", gains_table(frame, methods), ""]
